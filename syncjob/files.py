@@ -1,0 +1,97 @@
+"""The config and state on disk: hashed, staged beside the target, swapped in atomically.
+
+A reader (Prometheus on reload, a crashed pass's successor) sees the old file or
+the new one, whole: the new bytes are fsynced in a temporary file in the same
+directory, `os.replace`d over the target, and the directory entry fsynced.
+"""
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from syncjob.errors import WriteFailed
+
+TEMP_SUFFIX = ".syncjob.tmp"
+NEW_FILE_MODE = 0o644
+
+
+def file_hash(path: Path) -> str | None:
+    """SHA-256 hex of the file's bytes, or None when there is no file."""
+    try:
+        with path.open("rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def staged(target: Path, data: bytes) -> Iterator[Path]:
+    """A whole, fsynced copy of `data` beside `target`, removed unless swapped in.
+
+    It gets the target's mode and owner now, so the swap changes nothing but bytes.
+    """
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+    except OSError as exc:
+        raise WriteFailed(f"cannot write in {target.parent}: {exc.strerror}") from None
+    temp = Path(name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            _copy_ownership(target, temp)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {target}: {exc.strerror}") from None
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def swap(staged_file: Path, target: Path) -> None:
+    """Replace `target` by the staged file in one step, and make it durable."""
+    try:
+        staged_file.replace(target)
+        _fsync_directory(target.parent)
+    except OSError as exc:
+        raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    with staged(target, data) as temp:
+        swap(temp, target)
+
+
+def remove_stray_temps(target: Path) -> list[Path]:
+    """Temporary files a killed pass left beside the target."""
+    removed = []
+    for stray in target.parent.glob(f".*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            stray.unlink()
+            removed.append(stray)
+    return removed
+
+
+def _copy_ownership(source: Path, dest: Path) -> None:
+    try:
+        st = source.stat()
+    except FileNotFoundError:
+        dest.chmod(NEW_FILE_MODE)
+        return
+    dest.chmod(st.st_mode & 0o7777)
+    if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(PermissionError):  # only root may give a file away
+            os.chown(dest, st.st_uid, st.st_gid)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,30 @@
+"""One pass at a time per config: cron and a hand run must not interleave writes."""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from syncjob.errors import Busy, WriteFailed
+
+
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold a non-blocking flock on `path`; Busy at once if another pass has it.
+
+    flock dies with its process, so a pass killed with -9 never leaves a stale lock.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise WriteFailed(f"cannot create lock file {path}: {exc.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"another pass holds {path}") from None
+        yield
+    finally:
+        os.close(fd)

@@ -1,0 +1,200 @@
+"""Settings: the original's environment variables, each also a flag; a flag wins.
+
+Everything a pass needs is resolved and checked here, once, so a mistake is one
+line naming both the variable and the flag (exit 2) before anything is touched.
+"""
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from syncjob.durations import parse_duration
+from syncjob.errors import UsageError
+
+CONFIG_TYPES = ("prometheus", "alertmanager", "prometheus-rules", "vmalert")
+
+# The file written when CONFIG_PATH names a directory (the seed's rule syncer
+# points at /etc/prometheus/rules/).
+FILE_IN_DIRECTORY = "{config_type}.yml"
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str
+    env: str
+    flag: str
+    default: str | None
+    help: str
+
+    @property
+    def names(self) -> str:
+        return f"{self.env} / {self.flag}"
+
+
+SETTINGS = (
+    Setting("endpoint", "ALERTAGENT_ENDPOINT", "--endpoint", None,
+            "AlertAgent base URL, e.g. http://alertagent:8080"),
+    Setting("cluster_id", "CLUSTER_ID", "--cluster-id", None, "cluster identifier"),
+    Setting("config_type", "CONFIG_TYPE", "--config-type", None,
+            "one of: " + ", ".join(CONFIG_TYPES)),
+    Setting("config_path", "CONFIG_PATH", "--config-path", None,
+            "config file to keep in step (a directory gets <config-type>.yml)"),
+    Setting("reload_url", "RELOAD_URL", "--reload-url", None,
+            "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only"),
+    Setting("sync_interval", "SYNC_INTERVAL", "--sync-interval", "30s", "time between passes"),
+    Setting("http_timeout", "HTTP_TIMEOUT", "--http-timeout", "30s",
+            "connect and read timeout of each request"),
+    Setting("http_port", "HTTP_PORT", "--http-port", "8080", "port of the --loop HTTP server"),
+    Setting("max_retries", "MAX_RETRIES", "--max-retries", "3",
+            "retries after the first attempt (connection errors, timeouts, 429, 5xx)"),
+    Setting("retry_backoff", "RETRY_BACKOFF", "--retry-backoff", "5s",
+            "first retry delay, doubled each retry"),
+    Setting("app_env", "APP_ENV", "--app-env", "production",
+            "production logs JSON lines; anything else logs for a person at a terminal"),
+    Setting("api_path", "ALERTAGENT_API_PATH", "--api-path", "/api/v1/configs",
+            "fetch path (the newer AlertAgent serves /api/v1/config/sync)"),
+    Setting("state_path", "STATE_PATH", "--state-path", None,
+            "state file (default: .<config file>.syncjob.json beside the config)"),
+    Setting("max_body_size", "MAX_BODY_SIZE", "--max-body-size", "16MiB",
+            "largest response accepted (bytes, or with KiB/MiB/GiB)"),
+)
+BY_FIELD = {s.field: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str
+    cluster_id: str
+    config_type: str
+    config_path: Path
+    reload_url: str | None
+    sync_interval: float
+    http_timeout: float
+    http_port: int
+    max_retries: int
+    retry_backoff: float
+    app_env: str
+    api_path: str
+    state_path: Path
+    max_body_size: int
+
+    @property
+    def lock_path(self) -> Path:
+        return self.config_path.with_name(f".{self.config_path.name}.syncjob.lock")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.app_env == "production"
+
+
+def _url(value: str) -> str:
+    if not re.match(r"https?://[^/]", value):
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _choice(value: str) -> str:
+    if value not in CONFIG_TYPES:
+        raise ValueError(f"{value!r} is not one of: {', '.join(CONFIG_TYPES)}")
+    return value
+
+
+def _positive_duration(value: str) -> float:
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError(f"{value!r} must be more than zero")
+    return seconds
+
+
+def _duration(value: str) -> float:
+    seconds = parse_duration(value)
+    if seconds < 0:
+        raise ValueError(f"{value!r} must not be negative")
+    return seconds
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        number = int(value)
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} is not between {low} and {high}")
+        return number
+
+    return parse
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+               "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+
+
+def _size(value: str) -> int:
+    match = re.fullmatch(r"\s*(\d+)\s*([a-zA-Z]*)\s*", value)
+    if match is None or match[2].lower() not in _SIZE_UNITS or int(match[1]) == 0:
+        raise ValueError(f"{value!r} is not a size (e.g. 16MiB, 65536)")
+    return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+
+
+def _api_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{value!r} must start with /")
+    return value
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("it is empty")
+    return value
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "endpoint": _url,
+    "cluster_id": _text,
+    "config_type": _choice,
+    "config_path": _text,
+    "reload_url": _url,
+    "sync_interval": _positive_duration,
+    "http_timeout": _positive_duration,
+    "http_port": _int_between(0, 65535),
+    "max_retries": _int_between(0, 100),
+    "retry_backoff": _duration,
+    "app_env": _text,
+    "api_path": _api_path,
+    "state_path": _text,
+    "max_body_size": _size,
+}
+
+
+def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from flags (by field name), then the environment, then defaults."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = flags.get(setting.field)
+        if raw is None:
+            raw = env.get(setting.env) or setting.default
+        if raw is None:
+            values[setting.field] = None
+            continue
+        try:
+            values[setting.field] = _PARSERS[setting.field](raw)
+        except ValueError as exc:
+            raise UsageError(f"invalid {setting.names}: {exc}") from None
+    for required in ("endpoint", "cluster_id", "config_type", "config_path"):
+        if values[required] is None:
+            raise UsageError(f"missing setting: set {BY_FIELD[required].names}")
+    values["config_path"] = config_file(Path(values["config_path"]), values["config_type"])
+    state = values["state_path"]
+    values["state_path"] = (
+        Path(state) if state else values["config_path"].with_name(
+            f".{values['config_path'].name}.syncjob.json")
+    )
+    return Settings(**values)
+
+
+def config_file(path: Path, config_type: str) -> Path:
+    """The file to write: CONFIG_PATH itself, or a documented name inside a directory."""
+    if path.is_dir() or str(path).endswith(os.sep):
+        return path / FILE_IN_DIRECTORY.format(config_type=config_type)
+    return path

@@ -1,0 +1,108 @@
+"""urllib3, configured once: timeouts, retries, User-Agent, and its errors translated.
+
+urllib3 errors never leave this module's callers: `translated()` turns them into
+the project's own error types at the boundary (httpx's map_httpcore_exceptions).
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import takewhile
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+from urllib3.util.retry import Retry
+
+from syncjob import __version__
+from syncjob.errors import ContentRefused, SourceUnavailable, SyncError
+
+USER_AGENT = f"syncjob/{__version__}"
+RETRY_STATUSES = frozenset([429, *range(500, 600)])
+
+
+class Backoff(Retry):
+    """urllib3's Retry, with the first retry already waiting `backoff_factor`.
+
+    Stock urllib3 retries the first failure at once (0, 2b, 4b, ...); the setting
+    RETRY_BACKOFF promises b, 2b, 4b. Retry-After is honoured but capped at
+    `backoff_max`, so a server cannot park a one-shot job for an hour.
+    """
+
+    def get_backoff_time(self) -> float:
+        errors = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        if errors == 0:
+            return 0.0
+        return float(min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1)))
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        seconds = super().get_retry_after(response)
+        return None if seconds is None else min(seconds, self.backoff_max)
+
+
+def retries(max_retries: int, backoff: float, backoff_max: float) -> Retry:
+    """Only connection errors, timeouts, 429 and 5xx are retried; a 4xx is final."""
+    return Backoff(
+        total=max_retries,
+        connect=max_retries,
+        read=max_retries,
+        status=max_retries,
+        other=0,
+        redirect=5,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff,
+        backoff_max=max(backoff_max, backoff),
+        raise_on_status=False,
+        respect_retry_after_header=True,
+    )
+
+
+def pool(timeout: float) -> urllib3.PoolManager:
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, ConnectTimeoutError):
+        return "connection timed out"
+    if isinstance(exc, NewConnectionError):
+        # "...: Failed to establish a new connection: [Errno 111] Connection refused"
+        return "cannot connect: " + str(exc).rsplit(": ", 1)[-1]
+    if isinstance(exc, ReadTimeoutError):
+        return "timed out waiting for an answer"
+    if isinstance(exc, SSLError):
+        return f"TLS error: {exc}"
+    if isinstance(exc, ProtocolError):
+        return f"connection broken: {exc.args[0] if exc.args else exc}"
+    return str(exc) or type(exc).__name__
+
+
+@contextmanager
+def translated(error: type[SyncError], what: str) -> Iterator[None]:
+    """Re-raise any urllib3 error as `error("<what>: <reason>")`."""
+    try:
+        yield
+    except HTTPError as exc:
+        raise error(f"{what}: {_reason(exc)}") from None
+
+
+@contextmanager
+def reading_body() -> Iterator[None]:
+    """Errors while a body streams in: slow is unavailable, cut short is refused."""
+    try:
+        yield
+    except ReadTimeoutError:
+        raise SourceUnavailable("source timed out sending the body") from None
+    except HTTPError as exc:
+        raise ContentRefused(f"body cut short: {_reason(exc)}") from None
