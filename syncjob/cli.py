@@ -12,7 +12,8 @@ from syncjob.settings import BY_FIELD, Settings, resolve
 
 log = logging.getLogger("syncjob")
 
-EXIT_CODES = "Exit codes:\n\n" + "\n\n".join(f"{int(c):>3}  {m}" for c, m in MEANINGS.items())
+# "\b" keeps click from re-wrapping the table into one paragraph.
+EXIT_CODES = "Exit codes:\n\n\b\n" + "\n".join(f"{int(c):>3}  {m}" for c, m in MEANINGS.items())
 
 app = typer.Typer(
     add_completion=False,
@@ -25,7 +26,9 @@ app = typer.Typer(
 def _option(field: str) -> Any:
     setting = BY_FIELD[field]
     default = f" [default: {setting.default}]" if setting.default else ""
-    return typer.Option(setting.flag, help=f"{setting.help} [env: {setting.env}]{default}")
+    return typer.Option(
+        setting.flag, metavar=setting.metavar, help=f"{setting.help} [env: {setting.env}]{default}"
+    )
 
 
 def _print_version(value: bool) -> None:

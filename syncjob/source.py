@@ -30,7 +30,11 @@ class Source:
 
     def fetch(self, if_none_match: str | None = None) -> Fetched | None:
         """The config, or None when the source says it is unchanged (304)."""
-        headers = {"Accept": "application/json, application/yaml;q=0.9, */*;q=0.5"}
+        # Headers given to request() replace the pool's, User-Agent included.
+        headers = {
+            "User-Agent": transport.USER_AGENT,
+            "Accept": "application/json, application/yaml;q=0.9, */*;q=0.5",
+        }
         if if_none_match:
             headers["If-None-Match"] = if_none_match
         with transport.translated(SourceUnavailable, "source unavailable"):

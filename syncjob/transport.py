@@ -74,11 +74,12 @@ def pool(timeout: float) -> urllib3.PoolManager:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, MaxRetryError) and exc.reason is not None:
         exc = exc.reason
-    if isinstance(exc, ConnectTimeoutError):
-        return "connection timed out"
+    # NewConnectionError is a subclass of ConnectTimeoutError: test it first.
     if isinstance(exc, NewConnectionError):
         # "...: Failed to establish a new connection: [Errno 111] Connection refused"
         return "cannot connect: " + str(exc).rsplit(": ", 1)[-1]
+    if isinstance(exc, ConnectTimeoutError):
+        return "connection timed out"
     if isinstance(exc, ReadTimeoutError):
         return "timed out waiting for an answer"
     if isinstance(exc, SSLError):

@@ -1,0 +1,286 @@
+"""Each exit code, produced through the installed command line by a real situation.
+
+76 (the target rejected the config) needs a real target: see test_integration.py.
+"""
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from syncjob import __version__
+from syncjob.cli import app
+from tests.cli import pass_env, syncjob
+from tests.fake_alertagent import FakeAlertAgent, Reply
+from tests.targets import free_port
+
+CONFIG = b"global:\n  scrape_interval: 15s\n"
+
+
+@pytest.fixture
+def config_path(tmp_path):
+    return tmp_path / "etc" / "prometheus.yml"
+
+
+def test_version():
+    run = syncjob("--version")
+    assert (run.code, run.stdout.strip()) == (0, f"syncjob {__version__}")
+
+
+def test_help_documents_every_exit_code():
+    run = syncjob("--help")
+    for code in (0, 1, 2, 65, 69, 73, 75, 76, 77):
+        assert f"\n{code:>5}  " in run.stdout
+
+
+def test_demo_writes_then_finds_nothing_to_do():
+    run = syncjob("demo")
+    assert run.code == 0, run.stderr
+    assert "written" in run.stdout and "in sync" in run.stdout
+
+
+# --- 0 ---------------------------------------------------------------------------
+
+
+def test_first_pass_writes_and_second_is_a_304_no_op(fake_agent, config_path):
+    fake_agent.set_config(CONFIG)
+    env = pass_env(fake_agent.url, config_path)
+
+    first = syncjob(env=env)
+    assert first.code == 0, first.stderr
+    assert config_path.read_bytes() == CONFIG
+    assert first.last["outcome"] == "written"
+    assert first.last["hash"] == hashlib.sha256(CONFIG).hexdigest()
+    mtime = config_path.stat().st_mtime_ns
+
+    second = syncjob(env=env)
+    assert (second.code, second.last["outcome"]) == (0, "in sync")
+    assert config_path.stat().st_mtime_ns == mtime
+    assert [r.status for r in fake_agent.requests] == [200, 304]
+    assert fake_agent.requests[1].headers["if-none-match"] == f'"{hashlib.sha256(CONFIG).hexdigest()}"'
+
+
+def test_query_values_are_url_encoded(fake_agent, config_path):
+    run = syncjob(env=pass_env(fake_agent.url, config_path, CLUSTER_ID="eu west/1&x=y"))
+    assert run.code == 0, run.stderr
+    assert fake_agent.requests[0].query == {"cluster_id": "eu west/1&x=y", "type": "prometheus"}
+    assert fake_agent.requests[0].headers["user-agent"] == f"syncjob/{__version__}"
+
+
+def test_a_config_path_directory_gets_the_documented_file_name(fake_agent, tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    fake_agent.set_config(b"groups: []\n")
+    run = syncjob(env=pass_env(fake_agent.url, rules, CONFIG_TYPE="prometheus-rules"))
+    assert run.code == 0, run.stderr
+    assert (rules / "prometheus-rules.yml").read_bytes() == b"groups: []\n"
+
+
+# --- 1 ---------------------------------------------------------------------------
+
+
+def test_a_bug_exits_1_with_its_traceback_in_the_log(monkeypatch, fake_agent, config_path):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("syncjob.sync.run_once", broken)
+    result = CliRunner().invoke(app, [], env=pass_env(fake_agent.url, config_path))
+    assert result.exit_code == 1
+    record = json.loads(result.output.strip().splitlines()[-1])
+    assert record["level"] == "error"
+    assert "RuntimeError: boom" in record["traceback"]
+
+
+# --- 2 ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("drop", "override", "message"),
+    [
+        ("CLUSTER_ID", {}, "missing setting: set CLUSTER_ID / --cluster-id"),
+        (None, {"SYNC_INTERVAL": "soon"}, "invalid SYNC_INTERVAL / --sync-interval: "),
+        (None, {"CONFIG_TYPE": "grafana"}, "invalid CONFIG_TYPE / --config-type: 'grafana'"),
+        (None, {"ALERTAGENT_ENDPOINT": "alertagent:8080"}, "invalid ALERTAGENT_ENDPOINT / --endpoint"),
+        (None, {"MAX_RETRIES": "-1"}, "invalid MAX_RETRIES / --max-retries"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_variable_and_flag(
+    fake_agent, config_path, drop, override, message
+):
+    env = pass_env(fake_agent.url, config_path, **override)
+    env.pop(drop, None)
+    run = syncjob(env=env)
+    assert run.code == 2
+    assert run.stderr.count("\n") == 1
+    assert run.stderr.startswith(f"syncjob: error: {message}")
+    assert fake_agent.requests == []
+
+
+def test_a_flag_wins_over_its_variable(fake_agent, config_path):
+    env = pass_env(fake_agent.url, config_path, CONFIG_TYPE="grafana")
+    run = syncjob("--config-type", "prometheus", env=env)
+    assert run.code == 0, run.stderr
+
+
+def test_an_unknown_flag_is_a_usage_error(fake_agent, config_path):
+    run = syncjob("--no-such-flag", env=pass_env(fake_agent.url, config_path))
+    assert run.code == 2
+    assert "--no-such-flag" in run.stderr
+
+
+# --- 65 --------------------------------------------------------------------------
+
+HTML = b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>"
+BIG = b"a: " + b"x" * 2048 + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(200, {"Content-Type": "text/html"}, HTML), "HTML page"),
+        (Reply(200, {"Content-Type": "application/yaml", "X-Config-Hash": "0" * 64}, CONFIG), "hash mismatch"),
+        (Reply(200, {"Content-Type": "application/yaml"}, b"key: [unclosed\n"), "invalid YAML"),
+        (Reply(200, {"Content-Type": "application/yaml"}, b"- a list\n"), "must be a YAML mapping"),
+        (Reply(200, {"Content-Type": "application/json"}, b'{"status": "success", "data": {}}'), "wrong shape"),
+        (Reply(200, {"Content-Type": "application/yaml"}, BIG), "over the cap"),
+        (Reply(200, {"Content-Type": "application/yaml"}, CONFIG * 20, truncate=True), "cut short"),
+        (Reply(200, {"Content-Type": "application/yaml"}, b" \n"), "empty config"),
+    ],
+    ids=["html", "hash", "yaml", "list", "envelope", "cap", "truncated", "empty"],
+)
+def test_refused_content_exits_65_and_writes_nothing(fake_agent, config_path, reply, message):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_bytes(CONFIG)
+    fake_agent.script(reply)
+    run = syncjob(env=pass_env(fake_agent.url, config_path, MAX_BODY_SIZE="1KiB"))
+    assert run.code == 65, run.stderr
+    assert message in run.last["error"]
+    assert config_path.read_bytes() == CONFIG
+    assert sorted(p.name for p in config_path.parent.iterdir()) == [
+        ".prometheus.yml.syncjob.json",
+        ".prometheus.yml.syncjob.lock",
+        "prometheus.yml",
+    ]
+
+
+# --- 69 --------------------------------------------------------------------------
+
+
+def test_an_unreachable_source_exits_69(config_path):
+    run = syncjob(env=pass_env(f"http://127.0.0.1:{free_port()}", config_path))
+    assert run.code == 69
+    assert "cannot connect" in run.last["error"]
+
+
+def test_5xx_is_retried_with_retry_after_then_exits_69(fake_agent, config_path):
+    busy = Reply(503, {"Retry-After": "0", "Content-Type": "application/json"},
+                 b'{"code": 503, "message": "maintenance", "error": "db down"}')
+    fake_agent.script(busy, busy, busy)
+    run = syncjob(env=pass_env(fake_agent.url, config_path, MAX_RETRIES="2"))
+    assert run.code == 69
+    assert len(fake_agent.requests) == 3  # the first attempt and MAX_RETRIES retries
+    assert "after 2 retries" in run.last["error"] and "maintenance: db down" in run.last["error"]
+
+
+def test_a_retry_that_succeeds_is_a_success(fake_agent, config_path):
+    fake_agent.script(Reply(502), Reply(429, {"Retry-After": "0"}))
+    run = syncjob(env=pass_env(fake_agent.url, config_path))
+    assert run.code == 0, run.stderr
+    assert [r.status for r in fake_agent.requests] == [502, 429, 200]
+
+
+def test_404_fails_at_once_with_the_servers_message(fake_agent, config_path):
+    run = syncjob(env=pass_env(fake_agent.url, config_path, ALERTAGENT_API_PATH="/api/v1/nope"))
+    assert run.code == 69
+    assert len(fake_agent.requests) == 1
+    assert "HTTP 404: not found" in run.last["error"]
+
+
+def test_a_source_that_never_answers_times_out_with_69(fake_agent, config_path):
+    fake_agent.script(Reply(hang=True))
+    run = syncjob(env=pass_env(fake_agent.url, config_path, MAX_RETRIES="0", HTTP_TIMEOUT="300ms"))
+    assert run.code == 69
+    assert "timed out" in run.last["error"]
+
+
+# --- 73 --------------------------------------------------------------------------
+
+
+def test_a_read_only_directory_exits_73_and_keeps_the_old_file(fake_agent, tmp_path, tiny_fs):
+    config = tiny_fs / "prometheus.yml"
+    config.write_bytes(b"global: {}\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
+    fake_agent.set_config(CONFIG)
+    run = syncjob(env=pass_env(fake_agent.url, config))
+    assert run.code == 73
+    assert "Read-only file system" in run.last["error"]
+    assert config.read_bytes() == b"global: {}\n"
+
+
+def test_a_full_disk_exits_73_and_keeps_the_old_file(fake_agent, tiny_fs):
+    config = tiny_fs / "prometheus.yml"
+    config.write_bytes(b"global: {}\n")
+    fake_agent.set_config(b"a: " + b"x" * (256 * 1024) + b"\n")  # bigger than the 64 KiB disk
+    run = syncjob(env=pass_env(fake_agent.url, config))
+    assert run.code == 73
+    assert "No space left on device" in run.last["error"]
+    assert config.read_bytes() == b"global: {}\n"
+    assert not [p for p in tiny_fs.iterdir() if p.name.endswith(".tmp")]
+
+
+# --- 75 --------------------------------------------------------------------------
+
+
+def test_a_second_pass_while_one_holds_the_lock_exits_75_and_touches_nothing(
+    fake_agent, config_path
+):
+    config_path.parent.mkdir(parents=True)
+    lock = config_path.with_name(".prometheus.yml.syncjob.lock")
+    with subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        try:
+            assert holder.stdout.readline() == "locked\n"
+            run = syncjob(env=pass_env(fake_agent.url, config_path))
+        finally:
+            holder.kill()
+    assert run.code == 75
+    assert "another pass holds" in run.last["error"]
+    assert fake_agent.requests == []
+    assert not config_path.exists()
+    assert not config_path.with_name(".prometheus.yml.syncjob.json").exists()
+
+
+HOLD_LOCK = """
+import fcntl, sys, time
+fd = open(sys.argv[1], "a")
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(3600)  # killed by the test
+"""
+
+
+def test_an_unreachable_target_exits_75_and_keeps_the_reload_pending(fake_agent, config_path):
+    env = pass_env(fake_agent.url, config_path, RELOAD_URL=f"http://127.0.0.1:{free_port()}/-/reload")
+    run = syncjob(env=env)
+    assert run.code == 75
+    assert "target unreachable" in run.last["error"]
+    assert config_path.read_bytes() == fake_agent.content
+    state = json.loads(config_path.with_name(".prometheus.yml.syncjob.json").read_text())
+    assert state["pending_reload"] is True
+
+
+# --- 77 --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_refused_credentials_exit_77_at_once(fake_agent, config_path, status):
+    fake_agent.script(Reply(status, {"Content-Type": "application/json"},
+                            b'{"code": %d, "message": "unauthorized", "error": "token expired"}' % status))
+    run = syncjob(env=pass_env(fake_agent.url, config_path))
+    assert run.code == 77
+    assert len(fake_agent.requests) == 1
+    assert "token expired" in run.last["error"]
