@@ -1,0 +1,181 @@
+"""The installed `syncjob` against the fake AlertAgent and the real Prometheus / Alertmanager.
+
+Effects are read off the targets themselves: their reload timestamps (1 s resolution,
+hence wait_next_second before each pass that should or should not move them), their
+loaded config, and their logs.
+"""
+
+import hashlib
+import json
+
+import pytest
+
+from tests.cli import pass_env, syncjob
+from tests.fake_alertagent import FakeAlertAgent
+from tests.targets import free_port, http_request, wait_next_second
+
+pytestmark = pytest.mark.integration
+
+
+def prometheus_yml(job: str) -> bytes:
+    return (
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n"
+        f"  - job_name: {job}\n    static_configs:\n      - targets: []\n"
+    ).encode()
+
+
+def alertmanager_yml(receiver: str) -> bytes:
+    return f"route:\n  receiver: {receiver}\nreceivers:\n  - name: {receiver}\n".encode()
+
+
+def loaded_prometheus_config(prometheus) -> str:
+    status, body = http_request("GET", prometheus.url + "/api/v1/status/config")
+    assert status == 200
+    return json.loads(body)["data"]["yaml"]
+
+
+def reloads_in_log(target) -> int:
+    return target.log_text().count("Loading configuration file")
+
+
+@pytest.fixture
+def env_for(fake_agent):
+    def make(target, config_type="prometheus", **settings):
+        return pass_env(
+            fake_agent.url, target.config_path, CONFIG_TYPE=config_type,
+            RELOAD_URL=target.reload_url, **settings,
+        )
+
+    return make
+
+
+def test_prometheus_write_reload_no_op_change_and_drift(prometheus, fake_agent, env_for):
+    env = env_for(prometheus)
+    fake_agent.set_config(prometheus_yml("from-alertagent-v1"), version="v1")
+
+    wait_next_second(prometheus.reload_timestamp())
+    first = syncjob(env=env)
+    assert (first.code, first.last["outcome"]) == (0, "written"), first.stderr
+    assert prometheus.reload_ok()
+    after_first = prometheus.reload_timestamp()
+    assert "from-alertagent-v1" in loaded_prometheus_config(prometheus)
+
+    # Unchanged: a 304, no write, no reload.
+    mtime = prometheus.config_path.stat().st_mtime_ns
+    wait_next_second(after_first)
+    second = syncjob(env=env)
+    assert (second.code, second.last["outcome"]) == (0, "in sync")
+    assert fake_agent.requests[-1].status == 304
+    assert prometheus.config_path.stat().st_mtime_ns == mtime
+    assert prometheus.reload_timestamp() == after_first
+
+    # A change at the source is written and reloaded.
+    fake_agent.set_config(prometheus_yml("from-alertagent-v2"), version="v2")
+    third = syncjob(env=env)
+    assert (third.code, third.last["outcome"]) == (0, "written")
+    after_change = prometheus.reload_timestamp()
+    assert after_change > after_first
+    assert "from-alertagent-v2" in loaded_prometheus_config(prometheus)
+
+    # Drift: a hand edit is put back, and the log says so.
+    prometheus.config_path.write_bytes(prometheus_yml("edited-by-hand"))
+    wait_next_second(after_change)
+    fourth = syncjob(env=env)
+    assert (fourth.code, fourth.last["outcome"]) == (0, "written")
+    assert any("drift" in r["msg"] for r in fourth.records)
+    assert prometheus.config_path.read_bytes() == prometheus_yml("from-alertagent-v2")
+    assert prometheus.reload_timestamp() > after_change
+    assert "edited-by-hand" not in loaded_prometheus_config(prometheus)
+
+
+def test_alertmanager_write_reload_and_no_op(alertmanager, fake_agent, env_for):
+    env = env_for(alertmanager, "alertmanager")
+    fake_agent.set_config(alertmanager_yml("team-pager"))
+
+    wait_next_second(alertmanager.reload_timestamp())
+    first = syncjob(env=env)
+    assert (first.code, first.last["outcome"]) == (0, "written"), first.stderr
+    assert alertmanager.reload_ok()
+    after_first = alertmanager.reload_timestamp()
+    status, body = http_request("GET", alertmanager.url + "/api/v2/status")
+    assert "team-pager" in json.loads(body)["config"]["original"]
+
+    wait_next_second(after_first)
+    second = syncjob(env=env)
+    assert (second.code, second.last["outcome"]) == (0, "in sync")
+    assert alertmanager.reload_timestamp() == after_first
+
+
+@pytest.mark.parametrize(
+    ("dialect", "envelope_key", "etag", "api_path"),
+    [
+        ("envelope", "status", "none", "/api/v1/configs"),  # the design document's server
+        ("envelope", "code", "quoted", "/api/v1/configs"),  # the newer generic wrapper
+        ("raw", "status", "raw-hash", "/api/v1/config/sync"),  # the newer server, raw hash as ETag
+    ],
+)
+def test_both_dialects_reach_prometheus(prometheus, env_for, dialect, envelope_key, etag, api_path):
+    content = prometheus_yml(f"dialect-{dialect}-{envelope_key}")
+    with FakeAlertAgent(
+        dialect=dialect, envelope_key=envelope_key, etag=etag, api_path=api_path,
+        content=content, version="v7",
+    ) as agent:
+        env = {**env_for(prometheus), "ALERTAGENT_ENDPOINT": agent.url, "ALERTAGENT_API_PATH": api_path}
+        wait_next_second(prometheus.reload_timestamp())
+        first = syncjob(env=env)
+        assert first.code == 0, first.stderr
+        assert prometheus.config_path.read_bytes() == content
+        assert f"dialect-{dialect}-{envelope_key}" in loaded_prometheus_config(prometheus)
+        second = syncjob(env=env)
+        assert (second.code, second.last["outcome"]) == (0, "in sync")
+        assert first.last["version"] == ("v7" if dialect == "envelope" else None)
+        sent = agent.requests[1].headers.get("if-none-match")
+        digest = hashlib.sha256(content).hexdigest()
+        # What each server compares against: nothing, its quoted ETag, or the raw hash.
+        assert sent == {"none": None, "quoted": f'"{digest}"', "raw-hash": digest}[etag]
+        assert agent.requests[1].status == (200 if etag == "none" else 304)
+
+
+def test_target_down_during_reload_exits_75_and_the_next_pass_reloads(prometheus, fake_agent, env_for):
+    fake_agent.set_config(prometheus_yml("pending-reload"))
+    down = {**env_for(prometheus), "RELOAD_URL": f"http://127.0.0.1:{free_port()}/-/reload"}
+    wait_next_second(prometheus.reload_timestamp())
+    before = prometheus.reload_timestamp()
+
+    first = syncjob(env=down)
+    assert first.code == 75
+    assert prometheus.config_path.read_bytes() == prometheus_yml("pending-reload")
+    assert prometheus.reload_timestamp() == before  # nobody told Prometheus yet
+
+    second = syncjob(env=env_for(prometheus))
+    assert (second.code, second.last["outcome"]) == (0, "reloaded"), second.stderr
+    assert prometheus.reload_timestamp() > before
+    assert "pending-reload" in loaded_prometheus_config(prometheus)
+
+
+def test_prometheus_rejecting_a_config_exits_76_with_its_own_words(prometheus, fake_agent, env_for):
+    env = env_for(prometheus)
+    fake_agent.set_config(b"global:\n  scrape_interval: banana\n")  # YAML, but not a duration
+    first = syncjob(env=env)
+    assert first.code == 76
+    assert "failed to reload config" in first.last["error"]
+    reloads = reloads_in_log(prometheus)
+
+    # The same content again: not written, not reloaded again, still 76.
+    second = syncjob(env=env)
+    assert second.code == 76
+    assert "rejected" in second.last["error"]
+    assert reloads_in_log(prometheus) == reloads
+
+    # A new content at the source is tried normally.
+    fake_agent.set_config(prometheus_yml("fixed"))
+    third = syncjob(env=env)
+    assert (third.code, third.last["outcome"]) == (0, "written"), third.stderr
+    assert prometheus.reload_ok()
+
+
+def test_alertmanager_rejecting_a_config_exits_76(alertmanager, fake_agent, env_for):
+    fake_agent.set_config(b"route:\n  receiver: nobody\nreceivers:\n  - name: default\n")
+    run = syncjob(env=env_for(alertmanager, "alertmanager"))
+    assert run.code == 76
+    assert "nobody" in run.last["error"]
