@@ -37,7 +37,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit
 
 
-
 @app.callback(invoke_without_command=True, epilog=EXIT_CODES)
 def sync(
     ctx: typer.Context,
@@ -56,8 +55,10 @@ def sync(
     state_path: Annotated[str | None, _option("state_path")] = None,
     max_body_size: Annotated[str | None, _option("max_body_size")] = None,
     version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True,
-                           help="print the version and exit")
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
     ] = False,
 ) -> None:
     """Fetch the config for (cluster, type) from AlertAgent, write it if it changed,

@@ -44,7 +44,7 @@ class _DemoSource(BaseHTTPRequestHandler):
             self.wfile.write(DEMO_CONFIG)
         self.seen.append(304 if unchanged else 200)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         """Quiet: the demo reports what the source answered itself."""
 
 
@@ -71,5 +71,8 @@ def run_demo() -> int:
         server.shutdown()
         server.server_close()
     output.show_demo(passes, _DemoSource.seen, settings.config_path, settings.state_path)
-    expected = [p.summary for p in passes] == ["written", "in sync"] and _DemoSource.seen == [200, 304]
+    expected = [p.summary for p in passes] == ["written", "in sync"] and _DemoSource.seen == [
+        200,
+        304,
+    ]
     return ExitCode.OK if expected else ExitCode.INTERNAL

@@ -69,7 +69,9 @@ def parse(headers: Mapping[str, str], body: bytes) -> Fetched:
     etag = headers.get("ETag") or headers.get("X-Config-Hash")
     if content_type.endswith("json"):
         return _envelope(body, etag)
-    if content_type == "text/html" or body.lstrip()[:15].lower().startswith((b"<!doctype", b"<html")):
+    if content_type == "text/html" or body.lstrip()[:15].lower().startswith(
+        (b"<!doctype", b"<html")
+    ):
         raise ContentRefused("source answered an HTML page, not a config")
     _verify(headers.get("X-Config-Hash"), body)
     return Fetched(content=body, version=None, etag=etag, dialect="raw")
@@ -95,7 +97,7 @@ def _envelope(body: bytes, etag: str | None) -> Fetched:
 
 def _succeeded(obj: dict[str, Any]) -> bool:
     if "status" in obj:
-        return obj["status"] == "success"
+        return bool(obj["status"] == "success")
     code = obj.get("code")
     return not isinstance(code, int) or 200 <= code < 300
 
@@ -116,7 +118,9 @@ def _validator() -> Any:
     # jsonschema costs ~65 ms to import: only envelope answers pay for it.
     import jsonschema
 
-    schema = json.loads(resources.files("syncjob").joinpath("schemas/envelope.schema.json").read_text())
+    schema = json.loads(
+        resources.files("syncjob").joinpath("schemas/envelope.schema.json").read_text()
+    )
     return jsonschema.Draft202012Validator(schema)
 
 

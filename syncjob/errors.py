@@ -24,13 +24,14 @@ MEANINGS = {
     ExitCode.OK: "in sync: nothing to do, or the new config was written and the reload accepted",
     ExitCode.INTERNAL: "unexpected internal error (a bug): traceback in the log",
     ExitCode.USAGE: "usage: unknown flag, missing or invalid setting",
-    ExitCode.REFUSED: "the source's content was refused (bad envelope, hash mismatch, not YAML, ...): "
-    "nothing written",
-    ExitCode.UNAVAILABLE: "the source is unavailable: unreachable, timed out or 5xx after retries, "
-    "or 404",
-    ExitCode.CANT_WRITE: "the config or state could not be written (permissions, read-only, disk full)",
-    ExitCode.TRY_LATER: "try later: another pass holds the lock, or the target could not be reached "
-    "for the reload (pending)",
+    ExitCode.REFUSED: "the source's content was refused (bad envelope, hash mismatch, "
+    "not YAML, ...): nothing written",
+    ExitCode.UNAVAILABLE: "the source is unavailable: unreachable, timed out or 5xx after "
+    "retries, or 404",
+    ExitCode.CANT_WRITE: "the config or state could not be written (permissions, read-only, "
+    "disk full)",
+    ExitCode.TRY_LATER: "try later: another pass holds the lock, or the target could not be "
+    "reached for the reload (pending)",
     ExitCode.REJECTED: "the target rejected the new config",
     ExitCode.UNAUTHORIZED: "the source refused our credentials (401, 403)",
 }

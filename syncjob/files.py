@@ -8,7 +8,6 @@ directory, `os.replace`d over the target, and the directory entry fsynced.
 import contextlib
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +32,14 @@ def staged(target: Path, data: bytes) -> Iterator[Path]:
 
     It gets the target's mode and owner now, so the swap changes nothing but bytes.
     """
+    # What tempfile.mkstemp does, without importing tempfile (random, shutil: ~5 ms of
+    # a ~120 ms no-change pass that writes its state file every time).
+    temp = target.with_name(f".{target.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=TEMP_SUFFIX)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise WriteFailed(f"cannot write in {target.parent}: {exc.strerror}") from None
-    temp = Path(name)
     try:
         try:
             with os.fdopen(fd, "wb") as f:

@@ -56,8 +56,12 @@ def show_demo(passes: "list[Any]", answers: list[int], config: Any, state: Any) 
         table.add_column(column)
     for n, (outcome, status) in enumerate(zip(passes, answers, strict=False), start=1):
         table.add_row(
-            str(n), str(status), outcome.summary, str(int(outcome.exit_code)),
-            (outcome.config_hash or "")[:16], f"{outcome.duration * 1000:.1f}",
+            str(n),
+            str(status),
+            outcome.summary,
+            str(int(outcome.exit_code)),
+            (outcome.config_hash or "")[:16],
+            f"{outcome.duration * 1000:.1f}",
         )
     console = Console()
     console.print(table)

@@ -36,31 +36,106 @@ class Setting:
 
 
 SETTINGS = (
-    Setting("endpoint", "ALERTAGENT_ENDPOINT", "--endpoint", None, "URL",
-            "AlertAgent base URL, e.g. http://alertagent:8080"),
+    Setting(
+        "endpoint",
+        "ALERTAGENT_ENDPOINT",
+        "--endpoint",
+        None,
+        "URL",
+        "AlertAgent base URL, e.g. http://alertagent:8080",
+    ),
     Setting("cluster_id", "CLUSTER_ID", "--cluster-id", None, "ID", "cluster identifier"),
-    Setting("config_type", "CONFIG_TYPE", "--config-type", None, "TYPE",
-            "one of: " + ", ".join(CONFIG_TYPES)),
-    Setting("config_path", "CONFIG_PATH", "--config-path", None, "PATH",
-            "config file to keep in step (a directory gets <config-type>.yml)"),
-    Setting("reload_url", "RELOAD_URL", "--reload-url", None, "URL",
-            "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only"),
-    Setting("sync_interval", "SYNC_INTERVAL", "--sync-interval", "30s", "DURATION", "time between passes"),
-    Setting("http_timeout", "HTTP_TIMEOUT", "--http-timeout", "30s", "DURATION",
-            "connect and read timeout of each request"),
-    Setting("http_port", "HTTP_PORT", "--http-port", "8080", "PORT", "port of the --loop HTTP server"),
-    Setting("max_retries", "MAX_RETRIES", "--max-retries", "3", "N",
-            "retries after the first attempt (connection errors, timeouts, 429, 5xx)"),
-    Setting("retry_backoff", "RETRY_BACKOFF", "--retry-backoff", "5s", "DURATION",
-            "first retry delay, doubled each retry"),
-    Setting("app_env", "APP_ENV", "--app-env", "production", "ENV",
-            "production logs JSON lines; anything else logs for a person at a terminal"),
-    Setting("api_path", "ALERTAGENT_API_PATH", "--api-path", "/api/v1/configs", "PATH",
-            "fetch path (the newer AlertAgent serves /api/v1/config/sync)"),
-    Setting("state_path", "STATE_PATH", "--state-path", None, "PATH",
-            "state file (default: .<config file>.syncjob.json beside the config)"),
-    Setting("max_body_size", "MAX_BODY_SIZE", "--max-body-size", "16MiB", "SIZE",
-            "largest response accepted (bytes, or with KiB/MiB/GiB)"),
+    Setting(
+        "config_type",
+        "CONFIG_TYPE",
+        "--config-type",
+        None,
+        "TYPE",
+        "one of: " + ", ".join(CONFIG_TYPES),
+    ),
+    Setting(
+        "config_path",
+        "CONFIG_PATH",
+        "--config-path",
+        None,
+        "PATH",
+        "config file to keep in step (a directory gets <config-type>.yml)",
+    ),
+    Setting(
+        "reload_url",
+        "RELOAD_URL",
+        "--reload-url",
+        None,
+        "URL",
+        "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only",
+    ),
+    Setting(
+        "sync_interval",
+        "SYNC_INTERVAL",
+        "--sync-interval",
+        "30s",
+        "DURATION",
+        "time between passes",
+    ),
+    Setting(
+        "http_timeout",
+        "HTTP_TIMEOUT",
+        "--http-timeout",
+        "30s",
+        "DURATION",
+        "connect and read timeout of each request",
+    ),
+    Setting(
+        "http_port", "HTTP_PORT", "--http-port", "8080", "PORT", "port of the --loop HTTP server"
+    ),
+    Setting(
+        "max_retries",
+        "MAX_RETRIES",
+        "--max-retries",
+        "3",
+        "N",
+        "retries after the first attempt (connection errors, timeouts, 429, 5xx)",
+    ),
+    Setting(
+        "retry_backoff",
+        "RETRY_BACKOFF",
+        "--retry-backoff",
+        "5s",
+        "DURATION",
+        "first retry delay, doubled each retry",
+    ),
+    Setting(
+        "app_env",
+        "APP_ENV",
+        "--app-env",
+        "production",
+        "ENV",
+        "production logs JSON lines; anything else logs for a person at a terminal",
+    ),
+    Setting(
+        "api_path",
+        "ALERTAGENT_API_PATH",
+        "--api-path",
+        "/api/v1/configs",
+        "PATH",
+        "fetch path (the newer AlertAgent serves /api/v1/config/sync)",
+    ),
+    Setting(
+        "state_path",
+        "STATE_PATH",
+        "--state-path",
+        None,
+        "PATH",
+        "state file (default: .<config file>.syncjob.json beside the config)",
+    ),
+    Setting(
+        "max_body_size",
+        "MAX_BODY_SIZE",
+        "--max-body-size",
+        "16MiB",
+        "SIZE",
+        "largest response accepted (bytes, or with KiB/MiB/GiB)",
+    ),
 )
 BY_FIELD = {s.field: s for s in SETTINGS}
 
@@ -127,8 +202,16 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-               "kb": 1000, "mb": 1000**2, "gb": 1000**3}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kib": 1 << 10,
+    "mib": 1 << 20,
+    "gib": 1 << 30,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+}
 
 
 def _size(value: str) -> int:
@@ -188,8 +271,9 @@ def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ
     values["config_path"] = config_file(Path(values["config_path"]), values["config_type"])
     state = values["state_path"]
     values["state_path"] = (
-        Path(state) if state else values["config_path"].with_name(
-            f".{values['config_path'].name}.syncjob.json")
+        Path(state)
+        if state
+        else values["config_path"].with_name(f".{values['config_path'].name}.syncjob.json")
     )
     return Settings(**values)
 

@@ -17,9 +17,8 @@ class Source:
     """AlertAgent's config endpoint for one (cluster, type)."""
 
     def __init__(self, settings: Settings, pool: urllib3.PoolManager | None = None) -> None:
-        self.url = (
-            f"{settings.endpoint}{settings.api_path}?"
-            + urlencode({"cluster_id": settings.cluster_id, "type": settings.config_type})
+        self.url = f"{settings.endpoint}{settings.api_path}?" + urlencode(
+            {"cluster_id": settings.cluster_id, "type": settings.config_type}
         )
         self.timeout = settings.http_timeout
         self.max_body = settings.max_body_size
@@ -44,7 +43,9 @@ class Source:
         try:
             if response.status == 304:
                 if not if_none_match:
-                    raise ContentRefused("source answered 304 to a request that was not conditional")
+                    raise ContentRefused(
+                        "source answered 304 to a request that was not conditional"
+                    )
                 return None
             body = self._read(response)
             retries_used = len(response.retries.history) if response.retries else 0

@@ -34,7 +34,9 @@ class Counts:
 class State:
     applied_hash: str | None = None  # SHA-256 of the config this tool last put in place
     version: str | None = None  # the source's version tag for it
-    etag: str | None = None  # If-None-Match for the next fetch, valid while the file is applied_hash
+    etag: str | None = (
+        None  # If-None-Match for the next fetch, valid while the file is applied_hash
+    )
     pending_reload: bool = False  # written, but the target has not taken it yet
     rejected_hash: str | None = None  # content the target refused: not tried again
     last_attempt: float | None = None
@@ -50,6 +52,7 @@ class State:
         return replace(self, counts=replace(self.counts, **bumped))
 
 
+_MISSING: Any = object()
 _NULLABLE_STR = (str, type(None))
 _NULLABLE_NUM = (int, float, type(None))
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
@@ -91,16 +94,13 @@ def from_json(obj: Any) -> State:
     )
 
 
-_MISSING = object()
-
-
 def _check(name: str, value: Any, types: tuple[type, ...], minimum: int | None = None) -> None:
     if value is _MISSING:
         raise ValueError(f"{name}: missing")
     # bool is an int in Python, not in JSON Schema
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
         raise ValueError(f"{name}: {value!r} is not of the expected type")
-    if minimum is not None and value < minimum:
+    if minimum is not None and isinstance(value, int) and value < minimum:
         raise ValueError(f"{name}: {value!r} is below {minimum}")
 
 

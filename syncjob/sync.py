@@ -66,7 +66,10 @@ class _Pass:
     """`self.state` is at every step what is durably true, so a failure records the truth."""
 
     def __init__(
-        self, settings: Settings, source: SourceLike, target: TargetLike | None,
+        self,
+        settings: Settings,
+        source: SourceLike,
+        target: TargetLike | None,
         clock: Callable[[], float],
     ) -> None:
         self.settings, self.source, self.target, self.clock = settings, source, target, clock
@@ -80,13 +83,18 @@ class _Pass:
         except SyncError as exc:
             code, summary = exc.exit_code, str(exc)
             self.state = replace(
-                self.state, last_error=summary, last_exit_code=int(code),
+                self.state,
+                last_error=summary,
+                last_exit_code=int(code),
                 consecutive_failures=self.state.consecutive_failures + 1,
             ).count(failures=1)
         else:
             code = ExitCode.OK
             self.state = replace(
-                self.state, last_success=self.clock(), last_error=None, last_exit_code=0,
+                self.state,
+                last_success=self.clock(),
+                last_error=None,
+                last_exit_code=0,
                 consecutive_failures=0,
             ).count(successes=1)
         try:
@@ -128,8 +136,12 @@ class _Pass:
 
     def _write(self, fetched: Fetched) -> None:
         intent = replace(
-            self.state, applied_hash=fetched.sha256, etag=fetched.etag, version=fetched.version,
-            pending_reload=self.target is not None, rejected_hash=None,
+            self.state,
+            applied_hash=fetched.sha256,
+            etag=fetched.etag,
+            version=fetched.version,
+            pending_reload=self.target is not None,
+            rejected_hash=None,
         )
         with files.staged(self.settings.config_path, fetched.content) as staged:
             # Write-ahead: if we die after the swap, the next pass sees the pending
@@ -165,4 +177,8 @@ def _log(settings: Settings, outcome: Outcome) -> None:
     if outcome.ok:
         log.info("pass %s", outcome.summary, extra={"fields": fields})
     else:
-        log.error("pass failed: %s", outcome.summary, extra={"fields": {**fields, "error": outcome.summary}})
+        log.error(
+            "pass failed: %s",
+            outcome.summary,
+            extra={"fields": {**fields, "error": outcome.summary}},
+        )

@@ -27,4 +27,6 @@ def check_shape(content: bytes, config_type: str) -> None:
 
 
 def _kind(doc: object) -> str:
-    return {list: "a list", str: "a string", type(None): "nothing"}.get(type(doc), type(doc).__name__)
+    return {list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(doc), type(doc).__name__
+    )

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from syncjob import __version__
 from syncjob.cli import app
 from tests.cli import pass_env, syncjob
-from tests.fake_alertagent import FakeAlertAgent, Reply
+from tests.fake_alertagent import Reply
 from tests.targets import free_port
 
 CONFIG = b"global:\n  scrape_interval: 15s\n"
@@ -39,7 +39,8 @@ def test_help_documents_every_exit_code():
 def test_demo_writes_then_finds_nothing_to_do():
     run = syncjob("demo")
     assert run.code == 0, run.stderr
-    assert "written" in run.stdout and "in sync" in run.stdout
+    assert "written" in run.stdout
+    assert "in sync" in run.stdout
 
 
 # --- 0 ---------------------------------------------------------------------------
@@ -60,7 +61,9 @@ def test_first_pass_writes_and_second_is_a_304_no_op(fake_agent, config_path):
     assert (second.code, second.last["outcome"]) == (0, "in sync")
     assert config_path.stat().st_mtime_ns == mtime
     assert [r.status for r in fake_agent.requests] == [200, 304]
-    assert fake_agent.requests[1].headers["if-none-match"] == f'"{hashlib.sha256(CONFIG).hexdigest()}"'
+    assert (
+        fake_agent.requests[1].headers["if-none-match"] == f'"{hashlib.sha256(CONFIG).hexdigest()}"'
+    )
 
 
 def test_query_values_are_url_encoded(fake_agent, config_path):
@@ -103,7 +106,11 @@ def test_a_bug_exits_1_with_its_traceback_in_the_log(monkeypatch, fake_agent, co
         ("CLUSTER_ID", {}, "missing setting: set CLUSTER_ID / --cluster-id"),
         (None, {"SYNC_INTERVAL": "soon"}, "invalid SYNC_INTERVAL / --sync-interval: "),
         (None, {"CONFIG_TYPE": "grafana"}, "invalid CONFIG_TYPE / --config-type: 'grafana'"),
-        (None, {"ALERTAGENT_ENDPOINT": "alertagent:8080"}, "invalid ALERTAGENT_ENDPOINT / --endpoint"),
+        (
+            None,
+            {"ALERTAGENT_ENDPOINT": "alertagent:8080"},
+            "invalid ALERTAGENT_ENDPOINT / --endpoint",
+        ),
         (None, {"MAX_RETRIES": "-1"}, "invalid MAX_RETRIES / --max-retries"),
     ],
 )
@@ -141,10 +148,16 @@ BIG = b"a: " + b"x" * 2048 + b"\n"
     ("reply", "message"),
     [
         (Reply(200, {"Content-Type": "text/html"}, HTML), "HTML page"),
-        (Reply(200, {"Content-Type": "application/yaml", "X-Config-Hash": "0" * 64}, CONFIG), "hash mismatch"),
+        (
+            Reply(200, {"Content-Type": "application/yaml", "X-Config-Hash": "0" * 64}, CONFIG),
+            "hash mismatch",
+        ),
         (Reply(200, {"Content-Type": "application/yaml"}, b"key: [unclosed\n"), "invalid YAML"),
         (Reply(200, {"Content-Type": "application/yaml"}, b"- a list\n"), "must be a YAML mapping"),
-        (Reply(200, {"Content-Type": "application/json"}, b'{"status": "success", "data": {}}'), "wrong shape"),
+        (
+            Reply(200, {"Content-Type": "application/json"}, b'{"status": "success", "data": {}}'),
+            "wrong shape",
+        ),
         (Reply(200, {"Content-Type": "application/yaml"}, BIG), "over the cap"),
         (Reply(200, {"Content-Type": "application/yaml"}, CONFIG * 20, truncate=True), "cut short"),
         (Reply(200, {"Content-Type": "application/yaml"}, b" \n"), "empty config"),
@@ -176,13 +189,17 @@ def test_an_unreachable_source_exits_69(config_path):
 
 
 def test_5xx_is_retried_with_retry_after_then_exits_69(fake_agent, config_path):
-    busy = Reply(503, {"Retry-After": "0", "Content-Type": "application/json"},
-                 b'{"code": 503, "message": "maintenance", "error": "db down"}')
+    busy = Reply(
+        503,
+        {"Retry-After": "0", "Content-Type": "application/json"},
+        b'{"code": 503, "message": "maintenance", "error": "db down"}',
+    )
     fake_agent.script(busy, busy, busy)
     run = syncjob(env=pass_env(fake_agent.url, config_path, MAX_RETRIES="2"))
     assert run.code == 69
     assert len(fake_agent.requests) == 3  # the first attempt and MAX_RETRIES retries
-    assert "after 2 retries" in run.last["error"] and "maintenance: db down" in run.last["error"]
+    assert "after 2 retries" in run.last["error"]
+    assert "maintenance: db down" in run.last["error"]
 
 
 def test_a_retry_that_succeeds_is_a_success(fake_agent, config_path):
@@ -264,7 +281,9 @@ time.sleep(3600)  # killed by the test
 
 
 def test_an_unreachable_target_exits_75_and_keeps_the_reload_pending(fake_agent, config_path):
-    env = pass_env(fake_agent.url, config_path, RELOAD_URL=f"http://127.0.0.1:{free_port()}/-/reload")
+    env = pass_env(
+        fake_agent.url, config_path, RELOAD_URL=f"http://127.0.0.1:{free_port()}/-/reload"
+    )
     run = syncjob(env=env)
     assert run.code == 75
     assert "target unreachable" in run.last["error"]
@@ -278,8 +297,13 @@ def test_an_unreachable_target_exits_75_and_keeps_the_reload_pending(fake_agent,
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_refused_credentials_exit_77_at_once(fake_agent, config_path, status):
-    fake_agent.script(Reply(status, {"Content-Type": "application/json"},
-                            b'{"code": %d, "message": "unauthorized", "error": "token expired"}' % status))
+    fake_agent.script(
+        Reply(
+            status,
+            {"Content-Type": "application/json"},
+            b'{"code": %d, "message": "unauthorized", "error": "token expired"}' % status,
+        )
+    )
     run = syncjob(env=pass_env(fake_agent.url, config_path))
     assert run.code == 77
     assert len(fake_agent.requests) == 1

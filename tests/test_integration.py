@@ -1,8 +1,7 @@
 """The installed `syncjob` against the fake AlertAgent and the real Prometheus / Alertmanager.
 
-Effects are read off the targets themselves: their reload timestamps (1 s resolution,
-hence wait_next_second before each pass that should or should not move them), their
-loaded config, and their logs.
+Effects are read off the targets themselves: their reload timestamps (float seconds,
+finer than a pass), their loaded config, and their logs.
 """
 
 import hashlib
@@ -12,7 +11,7 @@ import pytest
 
 from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import FakeAlertAgent
-from tests.targets import free_port, http_request, wait_next_second
+from tests.targets import free_port, http_request
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +41,11 @@ def reloads_in_log(target) -> int:
 def env_for(fake_agent):
     def make(target, config_type="prometheus", **settings):
         return pass_env(
-            fake_agent.url, target.config_path, CONFIG_TYPE=config_type,
-            RELOAD_URL=target.reload_url, **settings,
+            fake_agent.url,
+            target.config_path,
+            CONFIG_TYPE=config_type,
+            RELOAD_URL=target.reload_url,
+            **settings,
         )
 
     return make
@@ -53,7 +55,6 @@ def test_prometheus_write_reload_no_op_change_and_drift(prometheus, fake_agent, 
     env = env_for(prometheus)
     fake_agent.set_config(prometheus_yml("from-alertagent-v1"), version="v1")
 
-    wait_next_second(prometheus.reload_timestamp())
     first = syncjob(env=env)
     assert (first.code, first.last["outcome"]) == (0, "written"), first.stderr
     assert prometheus.reload_ok()
@@ -62,7 +63,6 @@ def test_prometheus_write_reload_no_op_change_and_drift(prometheus, fake_agent, 
 
     # Unchanged: a 304, no write, no reload.
     mtime = prometheus.config_path.stat().st_mtime_ns
-    wait_next_second(after_first)
     second = syncjob(env=env)
     assert (second.code, second.last["outcome"]) == (0, "in sync")
     assert fake_agent.requests[-1].status == 304
@@ -79,7 +79,6 @@ def test_prometheus_write_reload_no_op_change_and_drift(prometheus, fake_agent, 
 
     # Drift: a hand edit is put back, and the log says so.
     prometheus.config_path.write_bytes(prometheus_yml("edited-by-hand"))
-    wait_next_second(after_change)
     fourth = syncjob(env=env)
     assert (fourth.code, fourth.last["outcome"]) == (0, "written")
     assert any("drift" in r["msg"] for r in fourth.records)
@@ -92,15 +91,13 @@ def test_alertmanager_write_reload_and_no_op(alertmanager, fake_agent, env_for):
     env = env_for(alertmanager, "alertmanager")
     fake_agent.set_config(alertmanager_yml("team-pager"))
 
-    wait_next_second(alertmanager.reload_timestamp())
     first = syncjob(env=env)
     assert (first.code, first.last["outcome"]) == (0, "written"), first.stderr
     assert alertmanager.reload_ok()
     after_first = alertmanager.reload_timestamp()
-    status, body = http_request("GET", alertmanager.url + "/api/v2/status")
+    _status, body = http_request("GET", alertmanager.url + "/api/v2/status")
     assert "team-pager" in json.loads(body)["config"]["original"]
 
-    wait_next_second(after_first)
     second = syncjob(env=env)
     assert (second.code, second.last["outcome"]) == (0, "in sync")
     assert alertmanager.reload_timestamp() == after_first
@@ -117,11 +114,18 @@ def test_alertmanager_write_reload_and_no_op(alertmanager, fake_agent, env_for):
 def test_both_dialects_reach_prometheus(prometheus, env_for, dialect, envelope_key, etag, api_path):
     content = prometheus_yml(f"dialect-{dialect}-{envelope_key}")
     with FakeAlertAgent(
-        dialect=dialect, envelope_key=envelope_key, etag=etag, api_path=api_path,
-        content=content, version="v7",
+        dialect=dialect,
+        envelope_key=envelope_key,
+        etag=etag,
+        api_path=api_path,
+        content=content,
+        version="v7",
     ) as agent:
-        env = {**env_for(prometheus), "ALERTAGENT_ENDPOINT": agent.url, "ALERTAGENT_API_PATH": api_path}
-        wait_next_second(prometheus.reload_timestamp())
+        env = {
+            **env_for(prometheus),
+            "ALERTAGENT_ENDPOINT": agent.url,
+            "ALERTAGENT_API_PATH": api_path,
+        }
         first = syncjob(env=env)
         assert first.code == 0, first.stderr
         assert prometheus.config_path.read_bytes() == content
@@ -136,10 +140,11 @@ def test_both_dialects_reach_prometheus(prometheus, env_for, dialect, envelope_k
         assert agent.requests[1].status == (200 if etag == "none" else 304)
 
 
-def test_target_down_during_reload_exits_75_and_the_next_pass_reloads(prometheus, fake_agent, env_for):
+def test_target_down_during_reload_exits_75_and_the_next_pass_reloads(
+    prometheus, fake_agent, env_for
+):
     fake_agent.set_config(prometheus_yml("pending-reload"))
     down = {**env_for(prometheus), "RELOAD_URL": f"http://127.0.0.1:{free_port()}/-/reload"}
-    wait_next_second(prometheus.reload_timestamp())
     before = prometheus.reload_timestamp()
 
     first = syncjob(env=down)
