@@ -31,6 +31,11 @@ def _option(field: str) -> Any:
     )
 
 
+def _flag(field: str) -> Any:
+    setting = BY_FIELD[field]
+    return typer.Option(setting.flag, help=f"{setting.help} [env: {setting.env}]")
+
+
 def _print_version(value: bool) -> None:
     if value:
         print(f"syncjob {__version__}")
@@ -54,6 +59,10 @@ def sync(
     api_path: Annotated[str | None, _option("api_path")] = None,
     state_path: Annotated[str | None, _option("state_path")] = None,
     max_body_size: Annotated[str | None, _option("max_body_size")] = None,
+    check_cmd: Annotated[str | None, _option("check_cmd")] = None,
+    allow_empty: Annotated[bool | None, _flag("allow_empty")] = None,
+    ready_timeout: Annotated[str | None, _option("ready_timeout")] = None,
+    metrics_url: Annotated[str | None, _option("metrics_url")] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -69,7 +78,8 @@ def sync(
     if ctx.invoked_subcommand is not None:
         return
     try:
-        settings = resolve({k: v for k, v in ctx.params.items() if k in BY_FIELD})
+        flags = {k: str(v) if isinstance(v, bool) else v for k, v in ctx.params.items()}
+        settings = resolve({k: v for k, v in flags.items() if k in BY_FIELD})
     except UsageError as exc:
         usage_error(str(exc))
         raise typer.Exit(ExitCode.USAGE) from None
@@ -84,7 +94,7 @@ def one_shot(settings: Settings) -> int:
     from syncjob.target import Target
 
     try:
-        target = Target(settings.reload_url, settings.http_timeout) if settings.reload_url else None
+        target = Target(settings) if settings.reload_url else None
         return int(run_once(settings, source=Source(settings), target=target).exit_code)
     except Exception:
         log.exception("internal error: please report it with this traceback")

@@ -21,16 +21,16 @@ class Plan:
 
 
 def conditional_tag(state: State, disk_hash: str | None) -> str | None:
-    """The If-None-Match to send: only while the file is the one that ETag described.
+    """The If-None-Match to send: only while the file is the one this tool put there.
 
-    After drift or a crash mid-write a 304 would be a lie about the disk, so ask in full.
+    After drift or a crash mid-write a 304 would say nothing about the disk, so ask in full.
     """
     return state.etag if disk_hash is not None and disk_hash == state.applied_hash else None
 
 
 def decide(fetched: Fetched | None, disk_hash: str | None, state: State) -> Plan:
     """`fetched` is None when the source answered 304 to `conditional_tag`."""
-    wanted = state.applied_hash if fetched is None else fetched.sha256
+    wanted = state.source_hash if fetched is None else fetched.sha256
     if wanted is not None and wanted == state.rejected_hash:
         return Plan(Action.REFUSE, "the target rejected this content before; waiting for a new one")
     if wanted == disk_hash:

@@ -21,151 +21,6 @@ CONFIG_TYPES = ("prometheus", "alertmanager", "prometheus-rules", "vmalert")
 FILE_IN_DIRECTORY = "{config_type}.yml"
 
 
-@dataclass(frozen=True)
-class Setting:
-    field: str
-    env: str
-    flag: str
-    default: str | None
-    metavar: str
-    help: str
-
-    @property
-    def names(self) -> str:
-        return f"{self.env} / {self.flag}"
-
-
-SETTINGS = (
-    Setting(
-        "endpoint",
-        "ALERTAGENT_ENDPOINT",
-        "--endpoint",
-        None,
-        "URL",
-        "AlertAgent base URL, e.g. http://alertagent:8080",
-    ),
-    Setting("cluster_id", "CLUSTER_ID", "--cluster-id", None, "ID", "cluster identifier"),
-    Setting(
-        "config_type",
-        "CONFIG_TYPE",
-        "--config-type",
-        None,
-        "TYPE",
-        "one of: " + ", ".join(CONFIG_TYPES),
-    ),
-    Setting(
-        "config_path",
-        "CONFIG_PATH",
-        "--config-path",
-        None,
-        "PATH",
-        "config file to keep in step (a directory gets <config-type>.yml)",
-    ),
-    Setting(
-        "reload_url",
-        "RELOAD_URL",
-        "--reload-url",
-        None,
-        "URL",
-        "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only",
-    ),
-    Setting(
-        "sync_interval",
-        "SYNC_INTERVAL",
-        "--sync-interval",
-        "30s",
-        "DURATION",
-        "time between passes",
-    ),
-    Setting(
-        "http_timeout",
-        "HTTP_TIMEOUT",
-        "--http-timeout",
-        "30s",
-        "DURATION",
-        "connect and read timeout of each request",
-    ),
-    Setting(
-        "http_port", "HTTP_PORT", "--http-port", "8080", "PORT", "port of the --loop HTTP server"
-    ),
-    Setting(
-        "max_retries",
-        "MAX_RETRIES",
-        "--max-retries",
-        "3",
-        "N",
-        "retries after the first attempt (connection errors, timeouts, 429, 5xx)",
-    ),
-    Setting(
-        "retry_backoff",
-        "RETRY_BACKOFF",
-        "--retry-backoff",
-        "5s",
-        "DURATION",
-        "first retry delay, doubled each retry",
-    ),
-    Setting(
-        "app_env",
-        "APP_ENV",
-        "--app-env",
-        "production",
-        "ENV",
-        "production logs JSON lines; anything else logs for a person at a terminal",
-    ),
-    Setting(
-        "api_path",
-        "ALERTAGENT_API_PATH",
-        "--api-path",
-        "/api/v1/configs",
-        "PATH",
-        "fetch path (the newer AlertAgent serves /api/v1/config/sync)",
-    ),
-    Setting(
-        "state_path",
-        "STATE_PATH",
-        "--state-path",
-        None,
-        "PATH",
-        "state file (default: .<config file>.syncjob.json beside the config)",
-    ),
-    Setting(
-        "max_body_size",
-        "MAX_BODY_SIZE",
-        "--max-body-size",
-        "16MiB",
-        "SIZE",
-        "largest response accepted (bytes, or with KiB/MiB/GiB)",
-    ),
-)
-BY_FIELD = {s.field: s for s in SETTINGS}
-
-
-@dataclass(frozen=True)
-class Settings:
-    endpoint: str
-    cluster_id: str
-    config_type: str
-    config_path: Path
-    reload_url: str | None
-    sync_interval: float
-    http_timeout: float
-    http_port: int
-    max_retries: int
-    retry_backoff: float
-    app_env: str
-    api_path: str
-    state_path: Path
-    max_body_size: int
-
-    @property
-    def lock_path(self) -> Path:
-        return self.config_path.with_name(f".{self.config_path.name}.syncjob.lock")
-
-    @property
-    def json_logs(self) -> bool:
-        return self.app_env == "production"
-
-
 def _url(value: str) -> str:
     if not re.match(r"https?://[^/]", value):
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
@@ -202,16 +57,8 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "kib": 1 << 10,
-    "mib": 1 << 20,
-    "gib": 1 << 30,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-}
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+               "kb": 1000, "mb": 1000**2, "gb": 1000**3}  # fmt: skip
 
 
 def _size(value: str) -> int:
@@ -233,22 +80,136 @@ def _text(value: str) -> str:
     return value
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "endpoint": _url,
-    "cluster_id": _text,
-    "config_type": _choice,
-    "config_path": _text,
-    "reload_url": _url,
-    "sync_interval": _positive_duration,
-    "http_timeout": _positive_duration,
-    "http_port": _int_between(0, 65535),
-    "max_retries": _int_between(0, 100),
-    "retry_backoff": _duration,
-    "app_env": _text,
-    "api_path": _api_path,
-    "state_path": _text,
-    "max_body_size": _size,
+def _bool(value: str) -> bool:
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.strip().lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _command(value: str) -> str:
+    """A check command; empty turns checking off, else it must name the file."""
+    if value.strip() and "{path}" not in value:
+        raise ValueError(f"{value!r} has no {{path}} to stand for the file to check")
+    return value.strip()
+
+
+@dataclass(frozen=True)
+class Setting:
+    field: str
+    env: str
+    flag: str
+    default: str | None
+    metavar: str
+    parse: Callable[[str], Any]
+    help: str
+    keep_empty: bool = False  # an empty variable is a value, not "unset"
+
+    @property
+    def names(self) -> str:
+        return f"{self.env} / {self.flag}"
+
+
+# fmt: off
+SETTINGS = (
+    Setting("endpoint", "ALERTAGENT_ENDPOINT", "--endpoint", None, "URL", _url,
+            "AlertAgent base URL, e.g. http://alertagent:8080"),
+    Setting("cluster_id", "CLUSTER_ID", "--cluster-id", None, "ID", _text, "cluster identifier"),
+    Setting("config_type", "CONFIG_TYPE", "--config-type", None, "TYPE", _choice,
+            "one of: " + ", ".join(CONFIG_TYPES)),
+    Setting("config_path", "CONFIG_PATH", "--config-path", None, "PATH", _text,
+            "config file to keep in step (a directory gets <config-type>.yml)"),
+    Setting("reload_url", "RELOAD_URL", "--reload-url", None, "URL", _url,
+            "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only"),
+    Setting("sync_interval", "SYNC_INTERVAL", "--sync-interval", "30s", "DURATION",
+            _positive_duration, "time between passes"),
+    Setting("http_timeout", "HTTP_TIMEOUT", "--http-timeout", "30s", "DURATION",
+            _positive_duration, "connect and read timeout of each request"),
+    Setting("http_port", "HTTP_PORT", "--http-port", "8080", "PORT", _int_between(0, 65535),
+            "port of the --loop HTTP server"),
+    Setting("max_retries", "MAX_RETRIES", "--max-retries", "3", "N", _int_between(0, 100),
+            "retries after the first attempt (connection errors, timeouts, 429, 5xx)"),
+    Setting("retry_backoff", "RETRY_BACKOFF", "--retry-backoff", "5s", "DURATION", _duration,
+            "first retry delay, doubled each retry"),
+    Setting("app_env", "APP_ENV", "--app-env", "production", "ENV", _text,
+            "production logs JSON lines; anything else logs for a person at a terminal"),
+    Setting("api_path", "ALERTAGENT_API_PATH", "--api-path", "/api/v1/configs", "PATH",
+            _api_path, "fetch path (the newer AlertAgent serves /api/v1/config/sync)"),
+    Setting("state_path", "STATE_PATH", "--state-path", None, "PATH", _text,
+            "state file (default: .<config file>.syncjob.json beside the config)"),
+    Setting("max_body_size", "MAX_BODY_SIZE", "--max-body-size", "16MiB", "SIZE", _size,
+            "largest response accepted (bytes, or with KiB/MiB/GiB)"),
+    Setting("check_cmd", "CHECK_COMMAND", "--check-cmd", None, "COMMAND", _command,
+            "checks the staged file before the swap, {path} standing for it; default: "
+            "promtool/amtool when on PATH; empty: no check", keep_empty=True),
+    Setting("allow_empty", "ALLOW_EMPTY", "--allow-empty", "false", "BOOL", _bool,
+            "accept a config that removes every rule group / receiver the current one has"),
+    Setting("ready_timeout", "READY_TIMEOUT", "--ready-timeout", "30s", "DURATION", _duration,
+            "how long to wait for the target's /-/ready before reloading"),
+    Setting("metrics_url", "TARGET_METRICS_URL", "--metrics-url", None, "URL", _url,
+            "where the reload is verified (default: /metrics beside RELOAD_URL)"),
+)
+# fmt: on
+BY_FIELD = {s.field: s for s in SETTINGS}
+
+# The checker that ships with each target, used when CHECK_COMMAND is unset and the
+# tool is on PATH. vmalert's MetricsQL is not promtool's PromQL: no default there.
+DEFAULT_CHECKERS = {
+    "prometheus": "promtool check config {path}",
+    "prometheus-rules": "promtool check rules {path}",
+    "alertmanager": "amtool check-config {path}",
 }
+
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str
+    cluster_id: str
+    config_type: str
+    config_path: Path
+    reload_url: str | None
+    sync_interval: float
+    http_timeout: float
+    http_port: int
+    max_retries: int
+    retry_backoff: float
+    app_env: str
+    api_path: str
+    state_path: Path
+    max_body_size: int
+    check_cmd: str | None  # None: the default checker if installed; "": no check
+    allow_empty: bool
+    ready_timeout: float
+    metrics_url: str | None
+
+    @property
+    def lock_path(self) -> Path:
+        return self._beside("syncjob.lock")
+
+    @property
+    def last_good_path(self) -> Path:
+        """The config the target last accepted, kept to roll back to."""
+        return self._beside("syncjob.last-good")
+
+    def _beside(self, suffix: str) -> Path:
+        return self.config_path.with_name(f".{self.config_path.name}.{suffix}")
+
+    @property
+    def json_logs(self) -> bool:
+        return self.app_env == "production"
+
+    def target_url(self, path: str) -> str | None:
+        """`/-/ready` or `/metrics` of the target, beside RELOAD_URL's `/-/reload`."""
+        if self.reload_url is None:
+            return None
+        if path == "/metrics" and self.metrics_url:
+            return self.metrics_url
+        base = self.reload_url.removesuffix("/-/reload")
+        if base == self.reload_url:  # not the usual path: the target's root
+            scheme, _, rest = self.reload_url.partition("://")
+            base = f"{scheme}://{rest.split('/', 1)[0]}"
+        return base + path
 
 
 def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ) -> Settings:
@@ -257,12 +218,14 @@ def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ
     for setting in SETTINGS:
         raw = flags.get(setting.field)
         if raw is None:
-            raw = env.get(setting.env) or setting.default
+            raw = env.get(setting.env)
+            if not raw and not (setting.keep_empty and raw == ""):
+                raw = setting.default
         if raw is None:
             values[setting.field] = None
             continue
         try:
-            values[setting.field] = _PARSERS[setting.field](raw)
+            values[setting.field] = setting.parse(raw)
         except ValueError as exc:
             raise UsageError(f"invalid {setting.names}: {exc}") from None
     for required in ("endpoint", "cluster_id", "config_type", "config_path"):

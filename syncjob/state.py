@@ -28,15 +28,17 @@ class Counts:
     failures: int = 0
     changes: int = 0
     reloads: int = 0
+    rollbacks: int = 0
 
 
 @dataclass(frozen=True)
 class State:
-    applied_hash: str | None = None  # SHA-256 of the config this tool last put in place
+    # SHA-256 of the config this tool last put in place, and of what the source last
+    # served: they differ after a rollback, while the source still serves the rejected one.
+    applied_hash: str | None = None
+    source_hash: str | None = None
     version: str | None = None  # the source's version tag for it
-    etag: str | None = (
-        None  # If-None-Match for the next fetch, valid while the file is applied_hash
-    )
+    etag: str | None = None  # If-None-Match for the next fetch: it describes source_hash
     pending_reload: bool = False  # written, but the target has not taken it yet
     rejected_hash: str | None = None  # content the target refused: not tried again
     last_attempt: float | None = None
@@ -57,6 +59,7 @@ _NULLABLE_STR = (str, type(None))
 _NULLABLE_NUM = (int, float, type(None))
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "applied_hash": _NULLABLE_STR,
+    "source_hash": _NULLABLE_STR,
     "version": _NULLABLE_STR,
     "etag": _NULLABLE_STR,
     "pending_reload": (bool,),

@@ -8,9 +8,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import NoReturn, Protocol
 
-from syncjob import files, lock, plan, validate
+from syncjob import checker, files, lock, plan, validate
 from syncjob import state as ledger
 from syncjob.dialects import Fetched
 from syncjob.errors import ExitCode, SyncError, TargetRejected
@@ -122,33 +122,56 @@ class _Pass:
         if decision.action is Action.NOTHING:
             if fetched is not None:  # remember the tag even when the bytes were already there
                 self.state = replace(
-                    self.state, applied_hash=on_disk, etag=fetched.etag, version=fetched.version
+                    self.state,
+                    applied_hash=on_disk,
+                    source_hash=on_disk,
+                    etag=fetched.etag,
+                    version=fetched.version,
                 )
             return "in sync"
         if decision.action is Action.RELOAD:
             self._reload()
             return "reloaded"
         assert fetched is not None  # WRITE is only decided on fetched content
-        validate.check_shape(fetched.content, self.settings.config_type)
-        self._write(fetched)
+        self._write(fetched, on_disk)
         self._reload()
         return "written"
 
-    def _write(self, fetched: Fetched) -> None:
+    def _write(self, fetched: Fetched, on_disk: str | None) -> None:
+        """Gate, check the staged file, keep the last good copy, then swap."""
+        path = self.settings.config_path
+        current = path.read_bytes() if on_disk is not None else None
+        validate.check(fetched.content, current, self.settings.config_type,
+                       self.settings.allow_empty)  # fmt: skip
         intent = replace(
             self.state,
             applied_hash=fetched.sha256,
+            source_hash=fetched.sha256,
             etag=fetched.etag,
             version=fetched.version,
             pending_reload=self.target is not None,
             rejected_hash=None,
         )
-        with files.staged(self.settings.config_path, fetched.content) as staged:
+        with files.staged(path, fetched.content) as staged:
+            if check := checker.command(self.settings):
+                checker.run(check, staged)
+            if current is not None and self._known_good(on_disk):
+                files.write_atomic(self.settings.last_good_path, current)
             # Write-ahead: if we die after the swap, the next pass sees the pending
             # reload and finishes it instead of taking the new file for drift.
             ledger.save(self.settings.state_path, intent)
-            files.swap(staged, self.settings.config_path)
+            files.swap(staged, path)
         self.state = replace(intent, last_change=self.clock()).count(changes=1)
+
+    def _known_good(self, on_disk: str | None) -> bool:
+        """Whether the file about to be replaced is one the target runs happily.
+
+        A file this tool has not written yet is the one the target started with.
+        """
+        s = self.state
+        if on_disk == s.rejected_hash:
+            return False
+        return s.applied_hash is None or (on_disk == s.applied_hash and not s.pending_reload)
 
     def _reload(self) -> None:
         if self.target is None:
@@ -156,12 +179,32 @@ class _Pass:
             return
         try:
             self.target.reload()
-        except TargetRejected:
-            self.state = replace(
-                self.state, pending_reload=False, rejected_hash=self.state.applied_hash
-            )
-            raise
+        except TargetRejected as rejected:
+            self._roll_back(rejected)
         self.state = replace(self.state, pending_reload=False).count(reloads=1)
+
+    def _roll_back(self, rejected: TargetRejected) -> NoReturn:
+        """Put the last good config back, make the target take it again, and say so (76)."""
+        bad = self.state.applied_hash
+        self.state = replace(self.state, pending_reload=False, rejected_hash=bad)
+        try:
+            good = self.settings.last_good_path.read_bytes()
+        except FileNotFoundError:
+            raise TargetRejected(
+                f"{rejected}; no last good copy to roll back to (first pass): "
+                "the rejected file stays in place"
+            ) from None
+        files.write_atomic(self.settings.config_path, good)
+        self.state = replace(self.state, applied_hash=files.sha256(good), pending_reload=True)
+        ledger.save(self.settings.state_path, self.state)
+        assert self.target is not None
+        try:
+            self.target.reload()
+        except SyncError as again:
+            raise TargetRejected(f"{rejected}; the rollback did not take either: {again}") from None
+        self.state = replace(self.state, pending_reload=False).count(reloads=1, rollbacks=1)
+        log.warning("rolled back %s to the last good config", self.settings.config_path)
+        raise TargetRejected(f"{rejected}; rolled back to the last good config")
 
 
 def _log(settings: Settings, outcome: Outcome) -> None:

@@ -281,12 +281,12 @@ time.sleep(3600)  # killed by the test
 
 
 def test_an_unreachable_target_exits_75_and_keeps_the_reload_pending(fake_agent, config_path):
-    env = pass_env(
-        fake_agent.url, config_path, RELOAD_URL=f"http://127.0.0.1:{free_port()}/-/reload"
-    )
+    down = f"http://127.0.0.1:{free_port()}/-/reload"
+    env = pass_env(fake_agent.url, config_path, RELOAD_URL=down, READY_TIMEOUT="300ms")
     run = syncjob(env=env)
     assert run.code == 75
-    assert "target unreachable" in run.last["error"]
+    assert "target not ready after 0.3s" in run.last["error"]
+    assert "Connection refused" in run.last["error"]
     assert config_path.read_bytes() == fake_agent.content
     state = json.loads(config_path.with_name(".prometheus.yml.syncjob.json").read_text())
     assert state["pending_reload"] is True

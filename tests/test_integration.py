@@ -144,7 +144,11 @@ def test_target_down_during_reload_exits_75_and_the_next_pass_reloads(
     prometheus, fake_agent, env_for
 ):
     fake_agent.set_config(prometheus_yml("pending-reload"))
-    down = {**env_for(prometheus), "RELOAD_URL": f"http://127.0.0.1:{free_port()}/-/reload"}
+    down = {
+        **env_for(prometheus),
+        "RELOAD_URL": f"http://127.0.0.1:{free_port()}/-/reload",
+        "READY_TIMEOUT": "300ms",
+    }
     before = prometheus.reload_timestamp()
 
     first = syncjob(env=down)
@@ -158,12 +162,23 @@ def test_target_down_during_reload_exits_75_and_the_next_pass_reloads(
     assert "pending-reload" in loaded_prometheus_config(prometheus)
 
 
-def test_prometheus_rejecting_a_config_exits_76_with_its_own_words(prometheus, fake_agent, env_for):
-    env = env_for(prometheus)
+def test_prometheus_rejecting_a_config_is_rolled_back_and_not_retried(
+    prometheus, fake_agent, env_for
+):
+    # No checker (as in a container without promtool): only Prometheus itself can refuse.
+    env = env_for(prometheus, CHECK_COMMAND="")
+    started_with = prometheus.config_path.read_bytes()
     fake_agent.set_config(b"global:\n  scrape_interval: banana\n")  # YAML, but not a duration
+
     first = syncjob(env=env)
     assert first.code == 76
-    assert "failed to reload config" in first.last["error"]
+    assert "failed to reload config" in first.last["error"]  # Prometheus's own words
+    assert "rolled back to the last good config" in first.last["error"]
+    assert prometheus.config_path.read_bytes() == started_with
+    assert prometheus.reload_ok()  # the rollback was reloaded and verified
+    state = json.loads(prometheus.config_path.with_name(".prometheus.yml.syncjob.json").read_text())
+    assert state["counts"]["rollbacks"] == 1
+    assert "failed to reload config" in state["last_error"]
     reloads = reloads_in_log(prometheus)
 
     # The same content again: not written, not reloaded again, still 76.
@@ -171,16 +186,65 @@ def test_prometheus_rejecting_a_config_exits_76_with_its_own_words(prometheus, f
     assert second.code == 76
     assert "rejected" in second.last["error"]
     assert reloads_in_log(prometheus) == reloads
+    assert prometheus.config_path.read_bytes() == started_with
 
     # A new content at the source is tried normally.
     fake_agent.set_config(prometheus_yml("fixed"))
     third = syncjob(env=env)
     assert (third.code, third.last["outcome"]) == (0, "written"), third.stderr
     assert prometheus.reload_ok()
+    assert "fixed" in loaded_prometheus_config(prometheus)
 
 
-def test_alertmanager_rejecting_a_config_exits_76(alertmanager, fake_agent, env_for):
+def test_alertmanager_rejecting_a_config_is_rolled_back(alertmanager, fake_agent, env_for):
+    started_with = alertmanager.config_path.read_bytes()
     fake_agent.set_config(b"route:\n  receiver: nobody\nreceivers:\n  - name: default\n")
-    run = syncjob(env=env_for(alertmanager, "alertmanager"))
+    run = syncjob(env=env_for(alertmanager, "alertmanager", CHECK_COMMAND=""))
     assert run.code == 76
     assert "nobody" in run.last["error"]
+    assert "rolled back" in run.last["error"]
+    assert alertmanager.config_path.read_bytes() == started_with
+    assert alertmanager.reload_ok()
+
+
+def test_a_rejected_first_config_stays_in_place_when_there_is_nothing_to_roll_back_to(
+    prometheus, fake_agent, env_for
+):
+    # Prometheus loads rules/*.yml; the rules file does not exist before the first pass.
+    rules_dir = prometheus.config_path.parent / "rules"
+    fake_agent.set_config(
+        b"groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'up =='\n"
+    )
+    env = {
+        **env_for(prometheus, "prometheus-rules", CHECK_COMMAND=""),
+        "CONFIG_PATH": str(rules_dir),
+    }
+    run = syncjob(env=env)
+    assert run.code == 76
+    assert "no last good copy" in run.last["error"]
+    assert (rules_dir / "prometheus-rules.yml").exists()
+
+
+@pytest.mark.parametrize(
+    ("target_fixture", "config_type", "content", "checker_says"),
+    [
+        (
+            "prometheus",
+            "prometheus",
+            b"global:\n  scrape_interval: banana\n",
+            "not a valid duration",
+        ),
+        ("alertmanager", "alertmanager", b"route:\n  receiver: nobody\nreceivers: []\n", "nobody"),
+    ],
+)
+def test_the_targets_own_checker_refuses_before_anything_is_written(
+    request, fake_agent, env_for, target_fixture, config_type, content, checker_says
+):
+    target = request.getfixturevalue(target_fixture)
+    before = target.config_path.read_bytes()
+    fake_agent.set_config(content)
+    run = syncjob(env=env_for(target, config_type, ALLOW_EMPTY="true"))
+    assert run.code == 65
+    assert checker_says in run.last["error"]
+    assert target.config_path.read_bytes() == before
+    assert reloads_in_log(target) == 1  # the start only

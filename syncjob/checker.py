@@ -1,0 +1,51 @@
+"""The target's own checker (promtool, amtool) run on the staged file before the swap."""
+
+import shlex
+from pathlib import Path
+
+from syncjob.errors import ContentRefused, UsageError
+from syncjob.settings import DEFAULT_CHECKERS, Settings
+
+TIMEOUT = 60.0  # seconds; promtool on a large rules file takes a few
+
+
+def command(settings: Settings) -> str | None:
+    """CHECK_COMMAND; unset: the target's checker when installed; empty: none."""
+    if settings.check_cmd is not None:
+        return settings.check_cmd or None
+    default = DEFAULT_CHECKERS.get(settings.config_type)
+    if default is None:
+        return None
+    import shutil
+
+    return default if shutil.which(default.split()[0]) else None
+
+
+def run(template: str, staged: Path) -> None:
+    """Run the check on `staged` from its own directory, so relative rule_files resolve.
+
+    A refusal carries the checker's own words: they are what a person needs to fix it.
+    """
+    import subprocess
+
+    argv = [part.replace("{path}", str(staged)) for part in shlex.split(template)]
+    try:
+        done = subprocess.run(
+            argv, cwd=staged.parent, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+    except FileNotFoundError:
+        raise UsageError(
+            f"check command not found: {argv[0]} (CHECK_COMMAND / --check-cmd)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise ContentRefused(
+            f"check command gave no answer within {TIMEOUT:g}s: {template}"
+        ) from None
+    if done.returncode != 0:
+        said = " | ".join(
+            line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()
+        )
+        said = said.replace(str(staged), "<config>")
+        raise ContentRefused(
+            f"{argv[0]} refused the config (exit {done.returncode}): {said[:1000]}"
+        )
