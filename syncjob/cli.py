@@ -1,14 +1,14 @@
 """The command line: `syncjob` runs one pass and exits with a code that says what happened."""
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
 from syncjob import __version__
 from syncjob.errors import MEANINGS, ExitCode, UsageError
 from syncjob.output import setup_logging, usage_error
-from syncjob.settings import BY_FIELD, Settings, resolve
+from syncjob.settings import BY_FIELD, FOR_A_PASS, Settings, resolve
 
 log = logging.getLogger("syncjob")
 
@@ -63,6 +63,14 @@ def sync(
     allow_empty: Annotated[bool | None, _flag("allow_empty")] = None,
     ready_timeout: Annotated[str | None, _option("ready_timeout")] = None,
     metrics_url: Annotated[str | None, _option("metrics_url")] = None,
+    pushgateway_url: Annotated[str | None, _option("pushgateway_url")] = None,
+    pushgateway_job: Annotated[str | None, _option("pushgateway_job")] = None,
+    pushgateway_timeout: Annotated[str | None, _option("pushgateway_timeout")] = None,
+    pushgateway_token_file: Annotated[str | None, _option("pushgateway_token_file")] = None,
+    pushgateway_basic_auth_file: Annotated[
+        str | None, _option("pushgateway_basic_auth_file")
+    ] = None,
+    report_status: Annotated[bool | None, _flag("report_status")] = None,
     version: Annotated[
         bool,
         typer.Option(
@@ -77,14 +85,19 @@ def sync(
     """
     if ctx.invoked_subcommand is not None:
         return
+    settings = _settings(ctx)
+    setup_logging(settings.json_logs)
+    raise typer.Exit(one_shot(settings))
+
+
+def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Settings:
+    """Settings from the main command's flags and the environment; exit 2 if they are wrong."""
+    params = {k: str(v) if isinstance(v, bool) else v for k, v in ctx.params.items()}
     try:
-        flags = {k: str(v) if isinstance(v, bool) else v for k, v in ctx.params.items()}
-        settings = resolve({k: v for k, v in flags.items() if k in BY_FIELD})
+        return resolve({k: v for k, v in params.items() if k in BY_FIELD}, required=required)
     except UsageError as exc:
         usage_error(str(exc))
         raise typer.Exit(ExitCode.USAGE) from None
-    setup_logging(settings.json_logs)
-    raise typer.Exit(one_shot(settings))
 
 
 def one_shot(settings: Settings) -> int:
@@ -95,7 +108,12 @@ def one_shot(settings: Settings) -> int:
 
     try:
         target = Target(settings) if settings.reload_url else None
-        return int(run_once(settings, source=Source(settings), target=target).exit_code)
+        outcome = run_once(settings, source=Source(settings), target=target)
+        if settings.pushgateway_url or settings.report_status:
+            from syncjob.publish import after_pass
+
+            after_pass(settings, outcome)
+        return int(outcome.exit_code)
     except Exception:
         log.exception("internal error: please report it with this traceback")
         return ExitCode.INTERNAL
@@ -108,6 +126,45 @@ def demo() -> None:
     from syncjob.demo import run_demo
 
     raise typer.Exit(run_demo())
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="print the state as JSON")] = False,
+    max_age: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DURATION",
+            help="healthy only if the last success is this recent [default: 3 x SYNC_INTERVAL]",
+        ),
+    ] = None,
+) -> None:
+    """Show the last pass from the state file (no network). Exit 0 when it succeeded within
+    --max-age; else the failed pass's exit code, or 3 when no pass succeeded recently."""
+    from syncjob import health, output
+    from syncjob import state as ledger
+    from syncjob.durations import parse_duration
+
+    settings = _settings(cast(typer.Context, ctx.parent), required=("config_path",))
+    try:
+        age = parse_duration(max_age) if max_age else 3 * settings.sync_interval
+    except ValueError as exc:
+        usage_error(f"invalid --max-age: {exc}")
+        raise typer.Exit(ExitCode.USAGE) from None
+    state = ledger.load(settings.state_path)
+    verdict = health.judge(state, age)
+    if as_json:
+        output.print_json(
+            {"healthy": verdict.exit_code == 0, "reason": verdict.reason,
+             "config_path": str(settings.config_path), "state_path": str(settings.state_path),
+             **ledger.to_json(state)}
+        )  # fmt: skip
+    else:
+        output.show_status(settings, state, verdict)
+    if verdict.exit_code != 0:
+        usage_error(verdict.reason, prefix="unhealthy")
+    raise typer.Exit(verdict.exit_code)
 
 
 def main() -> None:

@@ -41,9 +41,49 @@ def setup_logging(json_lines: bool, level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def usage_error(message: str) -> None:
+def usage_error(message: str, prefix: str = "error") -> None:
     """A bad setting: one plain line on stderr, readable by a person and by grep."""
-    print(f"syncjob: error: {message}", file=sys.stderr)
+    print(f"syncjob: {prefix}: {message}", file=sys.stderr)
+
+
+def print_json(doc: Any) -> None:
+    print(json.dumps(doc, indent=2))
+
+
+def show_status(settings: Any, state: Any, verdict: Any) -> None:
+    """`syncjob status` for a person: the state file as a table, and the verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    def when(ts: float | None) -> str:
+        if ts is None:
+            return "never"
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+        return f"{stamp} ({time.time() - ts:.0f}s ago)"
+
+    table = Table(show_header=False, title=f"syncjob status: {settings.config_path}")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = {
+        "state file": str(settings.state_path),
+        "last attempt": when(state.last_attempt),
+        "last success": when(state.last_success),
+        "last change": when(state.last_change),
+        "last exit code": str(state.last_exit_code),
+        "last error": state.last_error or "",
+        "applied sha256": state.applied_hash or "",
+        "version": state.version or "",
+        "consecutive failures": str(state.consecutive_failures),
+        "pending reload": "yes" if state.pending_reload else "no",
+        "rejected sha256": state.rejected_hash or "",
+        "counts": ", ".join(f"{k} {v}" for k, v in vars(state.counts).items()),
+    }
+    for name, value in rows.items():
+        table.add_row(name, value)
+    console = Console()
+    console.print(table)
+    style = "green" if verdict.exit_code == 0 else "red"
+    console.print(f"[{style}]{verdict.reason}[/{style}]", highlight=False)
 
 
 def show_demo(passes: "list[Any]", answers: list[int], config: Any, state: Any) -> None:

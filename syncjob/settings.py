@@ -149,6 +149,19 @@ SETTINGS = (
             "how long to wait for the target's /-/ready before reloading"),
     Setting("metrics_url", "TARGET_METRICS_URL", "--metrics-url", None, "URL", _url,
             "where the reload is verified (default: /metrics beside RELOAD_URL)"),
+    Setting("pushgateway_url", "PUSHGATEWAY_URL", "--pushgateway-url", None, "URL", _url,
+            "push metrics here after every pass, e.g. http://pushgateway:9091"),
+    Setting("pushgateway_job", "PUSHGATEWAY_JOB", "--pushgateway-job", "syncjob", "NAME", _text,
+            "the `job` of the pushed group"),
+    Setting("pushgateway_timeout", "PUSHGATEWAY_TIMEOUT", "--pushgateway-timeout", "10s",
+            "DURATION", _positive_duration, "bound on a push; a slow gateway never fails a pass"),
+    Setting("pushgateway_token_file", "PUSHGATEWAY_TOKEN_FILE", "--pushgateway-token-file",
+            None, "PATH", _text, "bearer token for the Pushgateway, read from this file"),
+    Setting("pushgateway_basic_auth_file", "PUSHGATEWAY_BASIC_AUTH_FILE",
+            "--pushgateway-basic-auth-file", None, "PATH", _text,
+            "`user:password` for the Pushgateway, read from this file"),
+    Setting("report_status", "REPORT_STATUS", "--report-status", "false", "BOOL", _bool,
+            "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status"),
 )
 # fmt: on
 BY_FIELD = {s.field: s for s in SETTINGS}
@@ -182,6 +195,12 @@ class Settings:
     allow_empty: bool
     ready_timeout: float
     metrics_url: str | None
+    pushgateway_url: str | None
+    pushgateway_job: str
+    pushgateway_timeout: float
+    pushgateway_token_file: str | None
+    pushgateway_basic_auth_file: str | None
+    report_status: bool
 
     @property
     def lock_path(self) -> Path:
@@ -212,7 +231,15 @@ class Settings:
         return base + path
 
 
-def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ) -> Settings:
+# What a pass cannot run without; `syncjob status` only needs to find the state file.
+FOR_A_PASS = ("endpoint", "cluster_id", "config_type", "config_path")
+
+
+def resolve(
+    flags: Mapping[str, str | None],
+    env: Mapping[str, str] = os.environ,
+    required: tuple[str, ...] = FOR_A_PASS,
+) -> Settings:
     """Settings from flags (by field name), then the environment, then defaults."""
     values: dict[str, Any] = {}
     for setting in SETTINGS:
@@ -228,9 +255,9 @@ def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
             raise UsageError(f"invalid {setting.names}: {exc}") from None
-    for required in ("endpoint", "cluster_id", "config_type", "config_path"):
-        if values[required] is None:
-            raise UsageError(f"missing setting: set {BY_FIELD[required].names}")
+    for name in required:
+        if values[name] is None:
+            raise UsageError(f"missing setting: set {BY_FIELD[name].names}")
     values["config_path"] = config_file(Path(values["config_path"]), values["config_type"])
     state = values["state_path"]
     values["state_path"] = (
@@ -241,8 +268,12 @@ def resolve(flags: Mapping[str, str | None], env: Mapping[str, str] = os.environ
     return Settings(**values)
 
 
-def config_file(path: Path, config_type: str) -> Path:
+def config_file(path: Path, config_type: str | None) -> Path:
     """The file to write: CONFIG_PATH itself, or a documented name inside a directory."""
     if path.is_dir() or str(path).endswith(os.sep):
+        if config_type is None:
+            raise UsageError(
+                f"CONFIG_PATH {path} is a directory: set {BY_FIELD['config_type'].names} too"
+            )
         return path / FILE_IN_DIRECTORY.format(config_type=config_type)
     return path

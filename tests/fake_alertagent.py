@@ -109,6 +109,7 @@ class FakeAlertAgent:
         self.config_hash = config_hash  # advertised hash override; None = real sha256
         self.requests: list[Recorded] = []
         self.status_reports: list[dict[str, Any]] = []
+        self.status_reply: Reply | None = None  # how to answer status reports, if not 200
         self._script: deque[Reply] = deque()
         self._cond = threading.Condition()
         self._closed = threading.Event()
@@ -206,7 +207,7 @@ class FakeAlertAgent:
                 return _json_reply(400, {"code": 400, "message": "bad request", "error": str(exc)})
             with self._cond:
                 self.status_reports.append(report)
-            return _json_reply(200, {"code": 200, "message": "ok"})
+            return self.status_reply or _json_reply(200, {"code": 200, "message": "ok"})
         error = f"no route for {rec.method} {rec.path}"
         return _json_reply(404, {"code": 404, "message": "not found", "error": error})
 

@@ -308,3 +308,38 @@ def test_refused_credentials_exit_77_at_once(fake_agent, config_path, status):
     assert run.code == 77
     assert len(fake_agent.requests) == 1
     assert "token expired" in run.last["error"]
+
+
+# --- syncjob status ----------------------------------------------------------------
+
+
+def test_status_reads_the_state_file_without_the_network(fake_agent, config_path):
+    env = pass_env(fake_agent.url, config_path)
+    assert syncjob(env=env).code == 0
+    offline = {"CONFIG_PATH": str(config_path)}  # no endpoint, no cluster: status needs neither
+
+    human = syncjob("status", env=offline)
+    assert human.code == 0
+    assert "in sync: last success" in human.stdout
+
+    as_json = syncjob("status", "--json", env=offline)
+    doc = json.loads(as_json.stdout)
+    assert (as_json.code, doc["healthy"], doc["counts"]["runs"]) == (0, True, 1)
+    assert doc["applied_hash"] == hashlib.sha256(fake_agent.content).hexdigest()
+
+    stale = syncjob("status", "--max-age", "1ms", env=offline)
+    assert stale.code == 3
+    assert stale.stderr.startswith("syncjob: unhealthy: last success")
+
+
+def test_status_exits_with_the_failed_pass_code(fake_agent, config_path):
+    fake_agent.script(Reply(403, {}, b"forbidden"))
+    assert syncjob(env=pass_env(fake_agent.url, config_path)).code == 77
+    run = syncjob("status", env={"CONFIG_PATH": str(config_path)})
+    assert run.code == 77
+    assert "last pass failed with exit code 77" in run.stderr
+
+
+def test_status_of_a_config_never_synced_is_3(tmp_path):
+    run = syncjob("status", env={"CONFIG_PATH": str(tmp_path / "prometheus.yml")})
+    assert (run.code, run.stderr) == (3, "syncjob: unhealthy: no pass has run yet\n")
