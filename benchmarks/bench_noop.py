@@ -55,8 +55,11 @@ def main() -> None:
         FakeAlertAgent(content=b"global:\n  scrape_interval: 15s\n") as agent,
         tempfile.TemporaryDirectory() as workdir,
     ):
+        # As after `pip install`: bytecode cached (a source checkout under
+        # PYTHONDONTWRITEBYTECODE would recompile every module on every run).
+        base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         env = {
-            **os.environ,
+            **base,
             "ALERTAGENT_ENDPOINT": agent.url,
             "CLUSTER_ID": "bench",
             "CONFIG_TYPE": "prometheus",

@@ -6,6 +6,7 @@ directory, `os.replace`d over the target, and the directory entry fsynced.
 """
 
 import contextlib
+import glob
 import hashlib
 import os
 from collections.abc import Iterator
@@ -73,9 +74,9 @@ def write_atomic(target: Path, data: bytes) -> None:
 
 
 def remove_stray_temps(target: Path) -> list[Path]:
-    """Temporary files a killed pass left beside the target."""
+    """Temporary files a killed pass left beside the target (and only the target's)."""
     removed = []
-    for stray in target.parent.glob(f".*{TEMP_SUFFIX}"):
+    for stray in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_SUFFIX}"):
         with contextlib.suppress(OSError):
             stray.unlink()
             removed.append(stray)

@@ -106,12 +106,13 @@ class _Pass:
 
     def _sync(self) -> str:
         path = self.settings.config_path
-        if removed := files.remove_stray_temps(path):
+        ours = (path, self.settings.state_path, self.settings.last_good_path)
+        if removed := [t for f in ours for t in files.remove_stray_temps(f)]:
             log.info("removed %d temporary file(s) left by an interrupted pass", len(removed))
         on_disk = files.file_hash(path)
         fetched = self.source.fetch(plan.conditional_tag(self.state, on_disk))
         decision = plan.decide(fetched, on_disk, self.state)
-        if decision.reason.startswith("drift"):
+        if "drift" in decision.reason:
             log.warning("%s: %s", path, decision.reason)
 
         if decision.action is Action.REFUSE:
