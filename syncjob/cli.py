@@ -71,6 +71,15 @@ def sync(
         str | None, _option("pushgateway_basic_auth_file")
     ] = None,
     report_status: Annotated[bool | None, _flag("report_status")] = None,
+    http_address: Annotated[str | None, _option("http_address")] = None,
+    loop: Annotated[
+        bool,
+        typer.Option(
+            "--loop",
+            help="sidecar: repeat the pass every SYNC_INTERVAL and serve "
+            "/healthz /ready /metrics /status on HTTP_PORT",
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option(
@@ -87,7 +96,7 @@ def sync(
         return
     settings = _settings(ctx)
     setup_logging(settings.json_logs)
-    raise typer.Exit(one_shot(settings))
+    raise typer.Exit(sidecar(settings) if loop else one_shot(settings))
 
 
 def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Settings:
@@ -117,6 +126,19 @@ def one_shot(settings: Settings) -> int:
     except Exception:
         log.exception("internal error: please report it with this traceback")
         return ExitCode.INTERNAL
+
+
+def sidecar(settings: Settings) -> int:
+    from syncjob.loop import serve
+    from syncjob.source import Source
+    from syncjob.target import Target
+
+    target = Target(settings) if settings.reload_url else None
+    try:
+        return serve(settings, source=Source(settings), target=target)
+    except OSError as exc:  # e.g. the port is taken
+        log.error("cannot serve on %s:%d: %s", settings.http_address, settings.http_port, exc)
+        return ExitCode.USAGE
 
 
 @app.command()

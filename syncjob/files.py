@@ -9,6 +9,7 @@ import contextlib
 import glob
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,11 +60,17 @@ def staged(target: Path, data: bytes) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+# Held for the length of a swap: --loop takes it before exiting on SIGTERM, so it
+# never stops in the middle of one.
+SWAP_GUARD = threading.Lock()
+
+
 def swap(staged_file: Path, target: Path) -> None:
     """Replace `target` by the staged file in one step, and make it durable."""
     try:
-        staged_file.replace(target)
-        _fsync_directory(target.parent)
+        with SWAP_GUARD:
+            staged_file.replace(target)
+            _fsync_directory(target.parent)
     except OSError as exc:
         raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
 

@@ -128,6 +128,8 @@ SETTINGS = (
             _positive_duration, "connect and read timeout of each request"),
     Setting("http_port", "HTTP_PORT", "--http-port", "8080", "PORT", _int_between(0, 65535),
             "port of the --loop HTTP server"),
+    Setting("http_address", "HTTP_ADDRESS", "--http-address", "0.0.0.0", "ADDRESS", _text,
+            "address the --loop HTTP server binds (0.0.0.0: reachable by the kubelet's probes)"),
     Setting("max_retries", "MAX_RETRIES", "--max-retries", "3", "N", _int_between(0, 100),
             "retries after the first attempt (connection errors, timeouts, 429, 5xx)"),
     Setting("retry_backoff", "RETRY_BACKOFF", "--retry-backoff", "5s", "DURATION", _duration,
@@ -185,6 +187,7 @@ class Settings:
     sync_interval: float
     http_timeout: float
     http_port: int
+    http_address: str
     max_retries: int
     retry_backoff: float
     app_env: str

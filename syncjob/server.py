@@ -1,0 +1,169 @@
+"""The --loop HTTP server (stdlib): liveness, readiness, metrics and status.
+
+Liveness is about this process, not about AlertAgent: the original made /health fail
+whenever the central service was unreachable and used it as the liveness probe, so
+every outage restarted every sidecar. Here an unreachable source shows in /health's
+`error`, and only a loop that stopped running passes fails /healthz.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from syncjob import __version__, checker
+from syncjob.durations import format_duration
+from syncjob.loop import Progress
+from syncjob.metrics import registry
+from syncjob.settings import Settings
+
+
+def stuck_after(settings: Settings) -> float:
+    """Seconds without a pass starting or finishing after which the loop is stuck.
+
+    2 x (interval + the longest a pass may legitimately take): every attempt timing
+    out on connect and read, the backoffs between them, waiting for the target to be
+    ready and verifying its reload, and the checker.
+    """
+    attempts = settings.max_retries + 1
+    longest_pass = (
+        attempts * 3 * settings.http_timeout  # connect, read, and the body's deadline
+        + settings.max_retries * max(settings.sync_interval, settings.retry_backoff)
+        + 2 * (settings.ready_timeout + max(settings.ready_timeout, 2.0))  # reload, rollback
+        + checker.TIMEOUT
+    )
+    return 2 * (settings.sync_interval + longest_pass)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+class Views:
+    """The JSON documents, built from one Progress (no I/O)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stuck_after = stuck_after(settings)
+
+    def alive(self, p: Progress) -> bool:
+        return time.monotonic() - p.last_activity_mono < self.stuck_after
+
+    def health(self, p: Progress) -> dict[str, Any]:
+        error = "" if p.last is None or p.last.ok else p.last.summary
+        if not self.alive(p):
+            status = "unhealthy"
+            error = error or f"no pass started or finished for {self.stuck_after:g}s"
+        else:
+            status = "degraded" if error else "healthy"
+        return {
+            "status": status,
+            "timestamp": _iso(time.time()),
+            "uptime": format_duration(time.time() - p.started),
+            "version": __version__,
+            "cluster_id": self.settings.cluster_id,
+            "config_type": self.settings.config_type,
+            "last_sync": _iso(p.last_end),
+            "error": error,
+        }
+
+    def ready(self, p: Progress) -> dict[str, Any]:
+        return {
+            "ready": p.ready,
+            "timestamp": _iso(time.time()),
+            "sync_count": p.passes,
+            "uptime": format_duration(time.time() - p.started),
+        }
+
+    def metrics(self, p: Progress) -> dict[str, Any]:
+        """The original's JSON shape; counts are the state file's, so they survive restarts."""
+        state = p.last.state if p.last else None
+        counts = state.counts if state else None
+        return {
+            "last_sync_time": _iso(p.last_end),
+            "sync_count": counts.runs if counts else 0,
+            "success_count": counts.successes if counts else 0,
+            "failure_count": counts.failures if counts else 0,
+            "last_error": "" if p.last is None or p.last.ok else p.last.summary,
+            "config_hash": (state.applied_hash or "") if state else "",
+            "config_version": (state.version or "") if state else "",
+            "retry_count": state.consecutive_failures if state else 0,
+            "next_sync_time": _iso(p.next_pass),
+            "healthy": self.alive(p),
+            "uptime": format_duration(time.time() - p.started),
+        }
+
+
+def start_server(settings: Settings, progress: Callable[[], Progress]) -> ThreadingHTTPServer:
+    views = Views(settings)
+    reg = registry(settings, lambda: progress().last)
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = f"syncjob/{__version__}"
+        protocol_version = "HTTP/1.1"  # keep-alive for probes and scrapers
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # probes every few seconds would drown the pass log
+
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            p = progress()
+            if url.path in ("/healthz", "/health"):
+                alive = views.alive(p)
+                if url.path == "/health":
+                    self._json(200 if alive else 503, views.health(p))
+                else:
+                    self._send(200 if alive else 503, b"ok\n" if alive else b"stuck\n")
+            elif url.path == "/ready":
+                self._json(200 if p.ready else 503, views.ready(p))
+            elif url.path == "/metrics":
+                wants_json = "application/json" in self.headers.get("Accept", "") or parse_qs(
+                    url.query
+                ).get("format") == ["json"]
+                if wants_json:
+                    self._json(200, views.metrics(p))
+                else:
+                    self._send(200, generate_latest(reg), CONTENT_TYPE_LATEST)
+            elif url.path == "/status":
+                self._json(200, {"health": views.health(p), "metrics": views.metrics(p)})
+            else:
+                self._send(404, b"not found\n")
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def _refuse(self) -> None:
+            self._send(405, b"method not allowed\n", extra={"Allow": "GET, HEAD"})
+
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse
+
+        def _json(self, status: int, doc: dict[str, Any]) -> None:
+            self._send(status, json.dumps(doc).encode() + b"\n", "application/json")
+
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            content_type: str = "text/plain; charset=utf-8",
+            extra: dict[str, str] | None = None,
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (extra or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+    server = ThreadingHTTPServer((settings.http_address, settings.http_port), Handler)
+    server.daemon_threads = True
+    Thread(target=server.serve_forever, args=(0.1,), name="http", daemon=True).start()
+    return server

@@ -1,0 +1,250 @@
+"""`syncjob --loop`: a real process with a 1 s interval, the fake AlertAgent and the real
+Prometheus; its HTTP endpoints, signals, and what happens when the source goes down."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from syncjob.errors import ExitCode
+from syncjob.loop import Progress, next_delay
+from syncjob.server import Views, stuck_after
+from syncjob.settings import resolve
+from syncjob.state import State
+from syncjob.sync import Outcome
+from tests.cli import SYNCJOB, pass_env
+from tests.fake_alertagent import Reply
+from tests.targets import free_port, http_request, wait_until
+
+
+class LoopProcess:
+    def __init__(self, env: dict[str, str], log_path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [str(SYNCJOB), "--loop"],
+            env={**os.environ, **env, "HTTP_PORT": str(self.port), "HTTP_ADDRESS": "127.0.0.1"},
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )
+        wait_until(self._listening, 15, "the loop's HTTP server")
+
+    def _listening(self) -> bool:
+        assert self.proc.poll() is None, self.log()
+        try:
+            return self.get("/healthz")[0] in (200, 503)
+        except OSError:
+            return False
+
+    def get(self, path: str, method: str = "GET") -> tuple[int, bytes]:
+        return http_request(method, self.url + path, timeout=5)
+
+    def json(self, path: str) -> tuple[int, dict]:
+        status, body = self.get(path)
+        return status, json.loads(body)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def records(self) -> list[dict]:
+        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_loop(tmp_path):
+    started = []
+
+    def start(env):
+        loop = LoopProcess(env, tmp_path / f"loop{len(started)}.log")
+        started.append(loop)
+        return loop
+
+    yield start
+    for loop in started:
+        loop.stop()
+
+
+PROM = (
+    "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: {}\n    static_configs: []\n"
+)
+
+
+def running_config(prometheus) -> str:
+    _, body = http_request("GET", prometheus.url + "/api/v1/status/config")
+    return json.loads(body)["data"]["yaml"]
+
+
+@pytest.mark.integration
+def test_the_loop_keeps_prometheus_in_step_and_answers_its_endpoints(
+    prometheus, fake_agent, start_loop
+):
+    fake_agent.set_config(PROM.format("v1").encode(), version="v1")
+    env = pass_env(
+        fake_agent.url, prometheus.config_path, RELOAD_URL=prometheus.reload_url,
+        SYNC_INTERVAL="1s",
+    )  # fmt: skip
+    loop = start_loop(env)
+    wait_until(lambda: loop.get("/ready")[0] == 200, 15, "ready")
+
+    status, ready = loop.json("/ready")
+    assert ready["ready"] is True
+    assert ready["sync_count"] >= 1
+    status, health = loop.json("/health")
+    assert status == 200
+    assert set(health) == {
+        "status", "timestamp", "uptime", "version", "cluster_id", "config_type", "last_sync",
+        "error",
+    }  # fmt: skip
+    assert (health["status"], health["cluster_id"], health["error"]) == ("healthy", "cluster-1", "")
+    assert loop.get("/healthz") == (200, b"ok\n")
+
+    status, text = loop.get("/metrics")
+    assert b'config_sync_in_sync{cluster_id="cluster-1",config_type="prometheus"} 1.0' in text
+    status, metrics = loop.json("/metrics?format=json")
+    assert metrics["success_count"] >= 1
+    asked = urllib.request.Request(loop.url + "/metrics", headers={"Accept": "application/json"})
+    with urllib.request.urlopen(asked, timeout=5) as response:
+        assert json.loads(response.read()).keys() == metrics.keys()
+    status, both = loop.json("/status")
+    assert set(both) == {"health", "metrics"}
+    assert loop.get("/nope")[0] == 404
+    assert loop.get("/healthz", method="POST")[0] == 405
+
+    # A change at the source reaches Prometheus within one interval (+ jitter and a pass).
+    fake_agent.set_config(PROM.format("v2").encode())
+    changed_at = time.monotonic()
+    wait_until(lambda: "job_name: v2" in running_config(prometheus), 5, "Prometheus to run v2")
+    assert time.monotonic() - changed_at < 1.1 + 1.0
+
+    assert loop.stop() == 0
+
+
+def test_a_source_outage_is_an_error_in_health_not_a_liveness_failure(
+    fake_agent, tmp_path, start_loop
+):
+    loop = start_loop(pass_env(fake_agent.url, tmp_path / "prometheus.yml", SYNC_INTERVAL="1s"))
+    wait_until(lambda: loop.get("/ready")[0] == 200, 10, "ready")
+    fake_agent.close()  # AlertAgent goes away
+
+    wait_until(lambda: loop.json("/health")[1]["error"] != "", 10, "/health to report the error")
+    status, health = loop.json("/health")
+    assert (status, health["status"]) == (200, "degraded")
+    assert "source unavailable" in health["error"]
+    assert loop.get("/healthz")[0] == 200  # no restart for an AlertAgent outage
+    assert loop.get("/ready")[0] == 200  # the verified config is still on disk
+    assert loop.json("/metrics?format=json")[1]["retry_count"] >= 1
+    assert loop.stop() == 0
+
+
+def test_not_ready_before_the_first_pass_has_put_a_config_in_place(
+    fake_agent, tmp_path, start_loop
+):
+    fake_agent.script(Reply(hang=True))
+    loop = start_loop(pass_env(fake_agent.url, tmp_path / "prometheus.yml", HTTP_TIMEOUT="30s"))
+    fake_agent.wait_for_requests(1)
+    status, ready = loop.json("/ready")
+    assert (status, ready["ready"], ready["sync_count"]) == (503, False, 0)
+    assert loop.get("/healthz")[0] == 200  # a pass in flight: alive, and answering at once
+
+
+def test_sighup_starts_a_pass_now(fake_agent, tmp_path, start_loop):
+    loop = start_loop(pass_env(fake_agent.url, tmp_path / "prometheus.yml", SYNC_INTERVAL="1h"))
+    fake_agent.wait_for_requests(1)
+    wait_until(lambda: loop.json("/ready")[0] == 200, 10, "the first pass")
+    loop.proc.send_signal(signal.SIGHUP)
+    fake_agent.wait_for_requests(2, timeout=5)
+    assert fake_agent.requests[1].status == 304
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_loop_within_a_second_even_mid_pass(
+    fake_agent, tmp_path, start_loop, sig
+):
+    config = tmp_path / "prometheus.yml"
+    loop = start_loop(pass_env(fake_agent.url, config, SYNC_INTERVAL="1s"))
+    wait_until(lambda: loop.get("/ready")[0] == 200, 10, "ready")
+    fake_agent.script(Reply(hang=True))  # the next pass hangs on the source
+    fake_agent.wait_for_requests(len(fake_agent.requests) + 1, timeout=5)
+    before = config.read_bytes()
+    sent = time.monotonic()
+    loop.proc.send_signal(sig)
+    assert loop.proc.wait(5) == 0
+    assert time.monotonic() - sent < 1.0
+    assert config.read_bytes() == before
+    assert loop.records()[-1]["msg"] == "stopped"
+
+
+def test_counts_continue_from_one_shot_passes(fake_agent, tmp_path, start_loop):
+    from tests.cli import syncjob
+
+    env = pass_env(fake_agent.url, tmp_path / "prometheus.yml", SYNC_INTERVAL="1h")
+    assert syncjob(env=env).code == 0
+    assert syncjob(env=env).code == 0
+    loop = start_loop(env)
+    wait_until(lambda: loop.get("/ready")[0] == 200, 10, "ready")
+    assert loop.json("/metrics?format=json")[1]["sync_count"] == 3
+
+
+# --- the schedule and the views, without processes ------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return resolve(
+        {"endpoint": "http://127.0.0.1:1", "cluster_id": "c", "config_type": "prometheus",
+         "config_path": str(tmp_path / "p.yml"), "sync_interval": "30s", "retry_backoff": "5s"},
+        env={},
+    )  # fmt: skip
+
+
+def outcome(code: ExitCode, failures: int = 0) -> Outcome:
+    return Outcome(code, "", None, None, 0.1, State(consecutive_failures=failures))
+
+
+@pytest.mark.parametrize(
+    ("code", "failures", "rand", "delay"),
+    [
+        (ExitCode.OK, 0, 0.5, 30.0),
+        (ExitCode.OK, 0, 0.0, 27.0),  # -10%
+        (ExitCode.OK, 0, 1.0, 33.0),  # +10%
+        (ExitCode.UNAVAILABLE, 1, 0.5, 5.0),  # sooner after a failure
+        (ExitCode.UNAVAILABLE, 2, 0.5, 10.0),
+        (ExitCode.UNAVAILABLE, 3, 0.5, 20.0),
+        (ExitCode.UNAVAILABLE, 9, 0.5, 30.0),  # never longer than the interval
+    ],
+)
+def test_next_delay(settings, code, failures, rand, delay):
+    assert next_delay(settings, outcome(code, failures), rand) == pytest.approx(delay)
+
+
+def test_liveness_fails_only_when_no_pass_started_or_finished_for_too_long(settings):
+    views = Views(settings)
+    now = time.monotonic()
+    fresh = Progress(started=time.time(), started_mono=now, last_start_mono=now)
+    assert views.alive(fresh)
+    old = now - stuck_after(settings) - 1
+    stuck = Progress(started=time.time(), started_mono=old, last_start_mono=old, last_end_mono=old)
+    assert not views.alive(stuck)
+    assert views.health(stuck)["status"] == "unhealthy"
+    failing = Progress(
+        started=time.time(), started_mono=now, last_end_mono=now,
+        last=outcome(ExitCode.UNAVAILABLE, 3),
+    )  # fmt: skip
+    assert views.alive(failing)
