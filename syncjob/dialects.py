@@ -37,10 +37,10 @@ def server_message(body: bytes, limit: int = 200) -> str:
     """The server's own words: `message: error` of a JSON error, else the first line."""
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         obj = None
     if isinstance(obj, dict):
-        parts = [str(obj[k]) for k in ("message", "error") if obj.get(k)]
+        parts = [" ".join(str(obj[k]).split()) for k in ("message", "error") if obj.get(k)]
         if parts:
             return ": ".join(dict.fromkeys(parts))[:limit]
     text = body.decode("utf-8", "replace").strip()
@@ -80,8 +80,8 @@ def parse(headers: Mapping[str, str], body: bytes) -> Fetched:
 def _envelope(body: bytes, etag: str | None) -> Fetched:
     try:
         obj: Any = json.loads(body)
-    except ValueError as exc:
-        raise ContentRefused(f"source answered invalid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        raise ContentRefused(f"source answered invalid JSON: {type(exc).__name__}") from None
     if isinstance(obj, dict) and not _succeeded(obj):
         raise SourceUnavailable(f"source reported an error: {server_message(body)}")
     problem = _schema_problem(obj)

@@ -2,15 +2,18 @@
 
 import re
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+# Go accepts both micro signs: U+00B5 MICRO SIGN and U+03BC GREEK SMALL LETTER MU.
+_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6, "ms": 1e-3, "s": 1.0,
+          "m": 60.0, "h": 3600.0}  # fmt: skip
+_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
 
 
 def parse_duration(text: str) -> float:
     """Seconds in a Go duration string; raises ValueError with the offending text."""
     s = text.strip()
     sign = -1.0 if s.startswith("-") else 1.0
-    s = s.lstrip("+-")
+    if s.startswith(("+", "-")):  # one sign at most, as in Go
+        s = s[1:]
     if s == "0":
         return 0.0
     pos, total = 0, 0.0

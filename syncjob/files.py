@@ -30,6 +30,8 @@ def file_hash(path: Path) -> str | None:
             return hashlib.file_digest(f, "sha256").hexdigest()
     except FileNotFoundError:
         return None
+    except OSError as exc:  # a directory in its place, no permission
+        raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
 
 
 @contextlib.contextmanager

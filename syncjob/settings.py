@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from syncjob.durations import parse_duration
 from syncjob.errors import UsageError
@@ -22,7 +23,12 @@ FILE_IN_DIRECTORY = "{config_type}.yml"
 
 
 def _url(value: str) -> str:
-    if not re.match(r"https?://[^/]", value):
+    parts = urlsplit(value)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in range
+    except ValueError:
+        raise ValueError(f"{value!r} has an invalid port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{value!r} is not an http:// or https:// URL")
     return value.rstrip("/")
 
@@ -49,6 +55,8 @@ def _duration(value: str) -> float:
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
+        if not re.fullmatch(r"\s*-?\d+\s*", value):
+            raise ValueError(f"{value!r} is not a whole number")
         number = int(value)
         if not low <= number <= high:
             raise ValueError(f"{value!r} is not between {low} and {high}")
@@ -261,7 +269,7 @@ def resolve(
     for name in required:
         if values[name] is None:
             raise UsageError(f"missing setting: set {BY_FIELD[name].names}")
-    values["config_path"] = config_file(Path(values["config_path"]), values["config_type"])
+    values["config_path"] = config_file(values["config_path"], values["config_type"])
     state = values["state_path"]
     values["state_path"] = (
         Path(state)
@@ -271,9 +279,11 @@ def resolve(
     return Settings(**values)
 
 
-def config_file(path: Path, config_type: str | None) -> Path:
-    """The file to write: CONFIG_PATH itself, or a documented name inside a directory."""
-    if path.is_dir() or str(path).endswith(os.sep):
+def config_file(raw: str, config_type: str | None) -> Path:
+    """The file to write: CONFIG_PATH itself, or a documented name inside a directory
+    (one that exists, or one not created yet but named with a trailing slash)."""
+    path = Path(raw)
+    if path.is_dir() or raw.endswith(os.sep):
         if config_type is None:
             raise UsageError(
                 f"CONFIG_PATH {path} is a directory: set {BY_FIELD['config_type'].names} too"

@@ -81,7 +81,8 @@ def from_json(obj: Any) -> State:
     """A State from parsed JSON; ValueError naming the first field that is wrong."""
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
-    if obj.get("schema_version") != SCHEMA_VERSION:
+    version = obj.get("schema_version")
+    if type(version) is not int or version != SCHEMA_VERSION:  # True == 1 in Python
         raise ValueError(f"schema_version is {obj.get('schema_version')!r}, not {SCHEMA_VERSION}")
     for name, types in _FIELD_TYPES.items():
         _check(name, obj.get(name, _MISSING), types)
@@ -113,7 +114,7 @@ def load(path: Path) -> State:
         return from_json(json.loads(path.read_bytes()))
     except FileNotFoundError:
         return State()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         log.warning("state file %s is unusable (%s): starting a new one", path, exc)
         return State()
 

@@ -35,6 +35,9 @@ class Backoff(Retry):
     `backoff_max`, so a server cannot park a one-shot job for an hour.
     """
 
+    # urllib3 also honours Retry-After on 413; here every 4xx but 429 is final.
+    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
+
     def get_backoff_time(self) -> float:
         errors = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
         if errors == 0:
