@@ -17,7 +17,6 @@ import yaml
 
 from tests.targets import require_binary
 
-
 REPO = Path(__file__).resolve().parent.parent
 RULES = REPO / "monitoring" / "syncjob-alerts.yml"
 RULE_TESTS = REPO / "monitoring" / "syncjob-alerts.test.yml"
