@@ -1,7 +1,7 @@
 """The target's own checker (promtool, amtool) run on the staged file before the swap."""
 
+import os
 import shlex
-from pathlib import Path
 
 from syncjob.errors import ContentRefused, UsageError
 from syncjob.settings import DEFAULT_CHECKERS, Settings
@@ -21,17 +21,22 @@ def command(settings: Settings) -> str | None:
     return default if shutil.which(default.split()[0]) else None
 
 
-def run(template: str, staged: Path) -> None:
+def run(template: str, staged: str) -> None:
     """Run the check on `staged` from its own directory, so relative rule_files resolve.
 
     A refusal carries the checker's own words: they are what a person needs to fix it.
     """
     import subprocess
 
-    argv = [part.replace("{path}", str(staged)) for part in shlex.split(template)]
+    argv = [part.replace("{path}", staged) for part in shlex.split(template)]
     try:
         done = subprocess.run(
-            argv, cwd=staged.parent, capture_output=True, text=True, timeout=TIMEOUT, check=False
+            argv,
+            cwd=os.path.dirname(staged),
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
         )
     except FileNotFoundError:
         raise UsageError(
@@ -45,7 +50,7 @@ def run(template: str, staged: Path) -> None:
         said = " | ".join(
             line.strip() for line in (done.stdout + done.stderr).splitlines() if line.strip()
         )
-        said = said.replace(str(staged), "<config>")
+        said = said.replace(staged, "<config>")
         raise ContentRefused(
             f"{argv[0]} refused the config (exit {done.returncode}): {said[:1000]}"
         )

@@ -6,7 +6,6 @@ directory, `os.replace`d over the target, and the directory entry fsynced.
 """
 
 import contextlib
-import glob
 import hashlib
 import os
 import threading
@@ -35,16 +34,20 @@ def file_hash(path: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def staged(target: Path, data: bytes) -> Iterator[Path]:
+def staged(target: Path, data: bytes) -> Iterator[str]:
     """A whole, fsynced copy of `data` beside `target`, removed unless swapped in.
 
     It gets the target's mode and owner now, so the swap changes nothing but bytes.
     """
-    # What tempfile.mkstemp does, without importing tempfile (random, shutil: ~5 ms of
-    # a ~120 ms no-change pass that writes its state file every time).
-    temp = target.with_name(f".{target.name}.{os.urandom(6).hex()}{TEMP_SUFFIX}")
+    # Named by our pid, not at random: every write happens under the pass's lock, so a
+    # file of that name is a leftover of a dead process that had our pid; and a --loop
+    # that writes thousands of times uses one name (pathlib interns every name it sees).
+    # A str, not a Path: see remove_stray_temps.
+    temp = os.path.join(target.parent, f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise WriteFailed(f"cannot write in {target.parent}: {exc.strerror}") from None
@@ -59,7 +62,8 @@ def staged(target: Path, data: bytes) -> Iterator[Path]:
             raise WriteFailed(f"cannot write {target}: {exc.strerror}") from None
         yield temp
     finally:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
 
 
 # Held for the length of a swap: --loop takes it before exiting on SIGTERM, so it
@@ -67,11 +71,11 @@ def staged(target: Path, data: bytes) -> Iterator[Path]:
 SWAP_GUARD = threading.Lock()
 
 
-def swap(staged_file: Path, target: Path) -> None:
+def swap(staged_file: str, target: Path) -> None:
     """Replace `target` by the staged file in one step, and make it durable."""
     try:
         with SWAP_GUARD:
-            staged_file.replace(target)
+            os.replace(staged_file, target)
             _fsync_directory(target.parent)
     except OSError as exc:
         raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
@@ -82,23 +86,28 @@ def write_atomic(target: Path, data: bytes) -> None:
         swap(temp, target)
 
 
-def remove_stray_temps(target: Path) -> list[Path]:
+def remove_stray_temps(target: Path) -> list[str]:
     """Temporary files a killed pass left beside the target (and only the target's)."""
-    removed = []
-    for stray in target.parent.glob(f".{glob.escape(target.name)}.*{TEMP_SUFFIX}"):
-        with contextlib.suppress(OSError):
-            stray.unlink()
-            removed.append(stray)
+    prefix, removed = f".{target.name}.", []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.name.startswith(prefix) and entry.name.endswith(TEMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(entry.path)
     return removed
 
 
-def _copy_ownership(source: Path, dest: Path) -> None:
+def _copy_ownership(source: Path, dest: str) -> None:
     try:
         st = source.stat()
     except FileNotFoundError:
-        dest.chmod(NEW_FILE_MODE)
+        os.chmod(dest, NEW_FILE_MODE)
         return
-    dest.chmod(st.st_mode & 0o7777)
+    os.chmod(dest, st.st_mode & 0o7777)
     if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
         with contextlib.suppress(PermissionError):  # only root may give a file away
             os.chown(dest, st.st_uid, st.st_gid)

@@ -108,6 +108,9 @@ def start_server(settings: Settings, progress: Callable[[], Progress]) -> Thread
     class Handler(BaseHTTPRequestHandler):
         server_version = f"syncjob/{__version__}"
         protocol_version = "HTTP/1.1"  # keep-alive for probes and scrapers
+        # Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm
+        # holds the body until the client's delayed ACK, 40 ms per keep-alive request.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # probes every few seconds would drown the pass log

@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -213,11 +214,13 @@ class Settings:
     pushgateway_basic_auth_file: str | None
     report_status: bool
 
-    @property
+    # Cached: a --loop asks for these thousands of times, and every new Path interns
+    # its name; the churn of the interpreter's interned strings shows up as RSS.
+    @cached_property
     def lock_path(self) -> Path:
         return self._beside("syncjob.lock")
 
-    @property
+    @cached_property
     def last_good_path(self) -> Path:
         """The config the target last accepted, kept to roll back to."""
         return self._beside("syncjob.last-good")

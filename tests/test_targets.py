@@ -43,6 +43,7 @@ def test_free_port_is_bindable() -> None:
 
 def test_require_binary_skips_or_fails_when_missing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("SYNCJOB_REQUIRE_INTEGRATION", raising=False)
     with pytest.raises(pytest.skip.Exception, match="apt-get install prometheus"):
         require_binary("prometheus", "prometheus")
     monkeypatch.setenv("SYNCJOB_REQUIRE_INTEGRATION", "1")
