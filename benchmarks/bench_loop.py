@@ -1,6 +1,6 @@
 """`syncjob --loop` over many passes: memory growth, and /healthz latency under load.
 
-    python benchmarks/bench_loop.py [--passes 5000] [--requests 4000] [--clients 8]
+    python benchmarks/bench_loop.py [--passes 5000] [--requests 20000] [--clients 8]
 
 1. Memory: a loop with a 1 ms interval against the fake AlertAgent; RSS after the first
    100 passes and after the last (target: they differ by at most 1 MiB).
@@ -94,7 +94,7 @@ def pct(sorted_values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passes", type=int, default=5000)
-    parser.add_argument("--requests", type=int, default=4000)
+    parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args()
 

@@ -1,5 +1,6 @@
 """The command line: `syncjob` runs one pass and exits with a code that says what happened."""
 
+import inspect
 import logging
 from typing import Annotated, Any, cast
 
@@ -8,7 +9,7 @@ import typer
 from syncjob import __version__
 from syncjob.errors import MEANINGS, ExitCode, UsageError
 from syncjob.output import setup_logging, usage_error
-from syncjob.settings import BY_FIELD, FOR_A_PASS, Settings, resolve
+from syncjob.settings import BY_FIELD, FOR_A_PASS, SETTINGS, Setting, Settings, parse_bool, resolve
 
 log = logging.getLogger("syncjob")
 
@@ -23,69 +24,17 @@ app = typer.Typer(
 )
 
 
-def _option(field: str) -> Any:
-    setting = BY_FIELD[field]
-    default = f" [default: {setting.default}]" if setting.default else ""
-    return typer.Option(
-        setting.flag, metavar=setting.metavar, help=f"{setting.help} [env: {setting.env}]{default}"
-    )
-
-
-def _flag(field: str) -> Any:
-    setting = BY_FIELD[field]
-    return typer.Option(setting.flag, help=f"{setting.help} [env: {setting.env}]")
-
-
 def _print_version(value: bool) -> None:
     if value:
         print(f"syncjob {__version__}")
         raise typer.Exit
 
 
-@app.callback(invoke_without_command=True, epilog=EXIT_CODES)
 def sync(
     ctx: typer.Context,
-    endpoint: Annotated[str | None, _option("endpoint")] = None,
-    cluster_id: Annotated[str | None, _option("cluster_id")] = None,
-    config_type: Annotated[str | None, _option("config_type")] = None,
-    config_path: Annotated[str | None, _option("config_path")] = None,
-    reload_url: Annotated[str | None, _option("reload_url")] = None,
-    sync_interval: Annotated[str | None, _option("sync_interval")] = None,
-    http_timeout: Annotated[str | None, _option("http_timeout")] = None,
-    http_port: Annotated[str | None, _option("http_port")] = None,
-    max_retries: Annotated[str | None, _option("max_retries")] = None,
-    retry_backoff: Annotated[str | None, _option("retry_backoff")] = None,
-    app_env: Annotated[str | None, _option("app_env")] = None,
-    api_path: Annotated[str | None, _option("api_path")] = None,
-    state_path: Annotated[str | None, _option("state_path")] = None,
-    max_body_size: Annotated[str | None, _option("max_body_size")] = None,
-    check_cmd: Annotated[str | None, _option("check_cmd")] = None,
-    allow_empty: Annotated[bool | None, _flag("allow_empty")] = None,
-    ready_timeout: Annotated[str | None, _option("ready_timeout")] = None,
-    metrics_url: Annotated[str | None, _option("metrics_url")] = None,
-    pushgateway_url: Annotated[str | None, _option("pushgateway_url")] = None,
-    pushgateway_job: Annotated[str | None, _option("pushgateway_job")] = None,
-    pushgateway_timeout: Annotated[str | None, _option("pushgateway_timeout")] = None,
-    pushgateway_token_file: Annotated[str | None, _option("pushgateway_token_file")] = None,
-    pushgateway_basic_auth_file: Annotated[
-        str | None, _option("pushgateway_basic_auth_file")
-    ] = None,
-    report_status: Annotated[bool | None, _flag("report_status")] = None,
-    http_address: Annotated[str | None, _option("http_address")] = None,
-    loop: Annotated[
-        bool,
-        typer.Option(
-            "--loop",
-            help="sidecar: repeat the pass every SYNC_INTERVAL and serve "
-            "/healthz /ready /metrics /status on HTTP_PORT",
-        ),
-    ] = False,
-    version: Annotated[
-        bool,
-        typer.Option(
-            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
-        ),
-    ] = False,
+    loop: bool = False,
+    version: bool = False,
+    **settings: str | bool | None,  # one flag per row of settings.SETTINGS
 ) -> None:
     """Fetch the config for (cluster, type) from AlertAgent, write it if it changed,
     reload the target, and exit with a code that says what happened.
@@ -94,9 +43,45 @@ def sync(
     """
     if ctx.invoked_subcommand is not None:
         return
-    settings = _settings(ctx)
-    setup_logging(settings.json_logs)
-    raise typer.Exit(sidecar(settings) if loop else one_shot(settings))
+    resolved = _settings(ctx)
+    setup_logging(resolved.json_logs)
+    raise typer.Exit(sidecar(resolved) if loop else one_shot(resolved))
+
+
+def _setting_option(setting: Setting) -> inspect.Parameter:
+    """A flag for one setting: None when not given, so the variable can speak."""
+    default = f" [default: {setting.default}]" if setting.default else ""
+    if setting.parse is parse_bool:
+        annotation: Any = Annotated[bool | None, typer.Option(
+            setting.flag, help=f"{setting.help} [env: {setting.env}]")]  # fmt: skip
+    else:
+        annotation = Annotated[str | None, typer.Option(
+            setting.flag, metavar=setting.metavar,
+            help=f"{setting.help} [env: {setting.env}]{default}")]  # fmt: skip
+    return inspect.Parameter(setting.field, _KW, default=None, annotation=annotation)
+
+
+_LOOP = typer.Option(
+    "--loop",
+    help="sidecar: repeat the pass every SYNC_INTERVAL and serve /healthz /ready /metrics "
+    "/status on HTTP_PORT",
+)
+_VERSION = typer.Option(
+    "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+)
+_KW = inspect.Parameter.KEYWORD_ONLY
+
+# typer reads options from the signature: generate it from the settings table, so a new
+# setting is one row there, and its flag, env name and help cannot drift apart.
+sync.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *(_setting_option(s) for s in SETTINGS),
+        inspect.Parameter("loop", _KW, default=False, annotation=Annotated[bool, _LOOP]),
+        inspect.Parameter("version", _KW, default=False, annotation=Annotated[bool, _VERSION]),
+    ]
+)
+app.callback(invoke_without_command=True, epilog=EXIT_CODES)(sync)
 
 
 def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Settings:

@@ -89,7 +89,7 @@ def _text(value: str) -> str:
     return value
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
     if value.strip().lower() in ("1", "true", "yes", "on"):
         return True
     if value.strip().lower() in ("0", "false", "no", "off", ""):
@@ -154,7 +154,7 @@ SETTINGS = (
     Setting("check_cmd", "CHECK_COMMAND", "--check-cmd", None, "COMMAND", _command,
             "checks the staged file before the swap, {path} standing for it; default: "
             "promtool/amtool when on PATH; empty: no check", keep_empty=True),
-    Setting("allow_empty", "ALLOW_EMPTY", "--allow-empty", "false", "BOOL", _bool,
+    Setting("allow_empty", "ALLOW_EMPTY", "--allow-empty", "false", "BOOL", parse_bool,
             "accept a config that removes every rule group / receiver the current one has"),
     Setting("ready_timeout", "READY_TIMEOUT", "--ready-timeout", "30s", "DURATION", _duration,
             "how long to wait for the target's /-/ready before reloading"),
@@ -171,7 +171,7 @@ SETTINGS = (
     Setting("pushgateway_basic_auth_file", "PUSHGATEWAY_BASIC_AUTH_FILE",
             "--pushgateway-basic-auth-file", None, "PATH", _text,
             "`user:password` for the Pushgateway, read from this file"),
-    Setting("report_status", "REPORT_STATUS", "--report-status", "false", "BOOL", _bool,
+    Setting("report_status", "REPORT_STATUS", "--report-status", "false", "BOOL", parse_bool,
             "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status"),
 )
 # fmt: on
