@@ -44,7 +44,7 @@ def sync(
     if ctx.invoked_subcommand is not None:
         return
     resolved = _settings(ctx)
-    setup_logging(resolved.json_logs)
+    setup_logging(resolved.json_logs, resolved.log_level)
     raise typer.Exit(sidecar(resolved) if loop else one_shot(resolved))
 
 

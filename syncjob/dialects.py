@@ -17,6 +17,7 @@ from typing import Any
 from syncjob.errors import ContentRefused, CredentialsRefused, SourceUnavailable
 
 _SHA256_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_SAFE_TAG = re.compile(r"[\x20-\x7e]{1,512}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ def parse(headers: Mapping[str, str], body: bytes) -> Fetched:
     """A 200 answer, in either dialect; raises ContentRefused when it is not a config."""
     content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
     etag = headers.get("ETag") or headers.get("X-Config-Hash")
+    if etag and not _SAFE_TAG.fullmatch(etag):
+        etag = None  # echoed back as a header: no control characters, nothing huge
     if content_type.endswith("json"):
         return _envelope(body, etag)
     if content_type == "text/html" or body.lstrip()[:15].lower().startswith(

@@ -34,10 +34,13 @@ def file_hash(path: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def staged(target: Path, data: bytes) -> Iterator[str]:
+def staged(
+    target: Path, data: bytes, *, like: Path | None = None, mask: int = 0o7777
+) -> Iterator[str]:
     """A whole, fsynced copy of `data` beside `target`, removed unless swapped in.
 
-    It gets the target's mode and owner now, so the swap changes nothing but bytes.
+    It gets the mode (within `mask`) and owner of `like` (the target itself by default)
+    now, so the swap changes nothing but bytes.
     """
     # Named by our pid, not at random: every write happens under the pass's lock, so a
     # file of that name is a leftover of a dead process that had our pid; and a --loop
@@ -57,7 +60,7 @@ def staged(target: Path, data: bytes) -> Iterator[str]:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            _copy_ownership(target, temp)
+            _copy_ownership(like or target, temp, mask)
         except OSError as exc:
             raise WriteFailed(f"cannot write {target}: {exc.strerror}") from None
         yield temp
@@ -81,8 +84,14 @@ def swap(staged_file: str, target: Path) -> None:
         raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
 
 
-def write_atomic(target: Path, data: bytes) -> None:
-    with staged(target, data) as temp:
+# For syncjob's own files (state, last good copy): never writable by everyone.
+NOT_WORLD_WRITABLE = 0o7775
+
+
+def write_atomic(
+    target: Path, data: bytes, *, like: Path | None = None, mask: int = 0o7777
+) -> None:
+    with staged(target, data, like=like, mask=mask) as temp:
         swap(temp, target)
 
 
@@ -101,13 +110,13 @@ def remove_stray_temps(target: Path) -> list[str]:
     return removed
 
 
-def _copy_ownership(source: Path, dest: str) -> None:
+def _copy_ownership(source: Path, dest: str, mask: int) -> None:
     try:
         st = source.stat()
     except FileNotFoundError:
-        os.chmod(dest, NEW_FILE_MODE)
+        os.chmod(dest, NEW_FILE_MODE & mask)
         return
-    os.chmod(dest, st.st_mode & 0o7777)
+    os.chmod(dest, st.st_mode & 0o7777 & mask)
     if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
         with contextlib.suppress(PermissionError):  # only root may give a file away
             os.chown(dest, st.st_uid, st.st_gid)

@@ -26,7 +26,7 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def setup_logging(json_lines: bool, level: int = logging.INFO) -> None:
+def setup_logging(json_lines: bool, level: int | str = logging.INFO) -> None:
     """JSON lines when asked (APP_ENV=production) or when stderr is not a terminal."""
     handler: logging.Handler
     if json_lines or not sys.stderr.isatty():
@@ -35,6 +35,7 @@ def setup_logging(json_lines: bool, level: int = logging.INFO) -> None:
     else:
         from rich.logging import RichHandler
 
+        # No locals in tracebacks: they could hold a credential.
         handler = RichHandler(show_path=False, rich_tracebacks=True, markup=False)
     root = logging.getLogger()
     root.handlers[:] = [handler]

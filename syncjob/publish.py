@@ -7,11 +7,12 @@ or slow is logged, and the pass's own outcome stands.
 import json
 import logging
 import time
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from syncjob import transport
-from syncjob.errors import SourceUnavailable
+from syncjob.dialects import server_message
+from syncjob.errors import SourceUnavailable, SyncError
 from syncjob.settings import Settings
 from syncjob.sync import Outcome
 
@@ -44,28 +45,36 @@ def push(settings: Settings, outcome: Outcome) -> None:
             registry=registry(settings, lambda: outcome),
             grouping_key={"cluster_id": settings.cluster_id, "config_type": settings.config_type},
             timeout=settings.pushgateway_timeout,
-            handler=_auth_handler(settings),
+            handler=_handler(settings),
         )
-    except OSError as exc:  # URLError, HTTPError, timeouts, an unreadable token file
+    except SyncError as exc:  # down, slow, refused, or an unreadable credentials file
         log.warning("push to the Pushgateway %s failed: %s", settings.pushgateway_url, exc)
 
 
-def _auth_handler(settings: Settings) -> Any:
-    from prometheus_client.exposition import default_handler
+def _handler(settings: Settings) -> Any:
+    """prometheus_client's push, over urllib3: the gateway's TLS options and credentials."""
+    pool = transport.pool(settings.pushgateway_timeout, settings.tls("pushgateway_"))
+    auth = transport.authorization(
+        settings.pushgateway_token_file, settings.pushgateway_basic_auth_file, None
+    )
+    if settings.pushgateway_insecure_skip_verify:
+        log.warning("the Pushgateway's TLS certificate is not verified")
 
     def handler(
-        url: str, method: str, timeout: float | None, headers: list[Any], data: bytes
-    ) -> Any:
-        extra = []
-        if settings.pushgateway_token_file:
-            token = Path(settings.pushgateway_token_file).read_text().strip()
-            extra.append(("Authorization", f"Bearer {token}"))
-        elif settings.pushgateway_basic_auth_file:
-            import base64
+        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        def push() -> None:
+            sent = dict(headers) | ({"Authorization": auth} if auth else {})
+            with transport.translated(SourceUnavailable, "push failed"):
+                response = pool.request(
+                    method, url, body=data, headers=sent, retries=False, timeout=timeout
+                )
+            if response.status >= 300:
+                raise SourceUnavailable(
+                    f"Pushgateway answered HTTP {response.status}: {server_message(response.data)}"
+                )
 
-            pair = Path(settings.pushgateway_basic_auth_file).read_text().strip()
-            extra.append(("Authorization", "Basic " + base64.b64encode(pair.encode()).decode()))
-        return default_handler(url, method, timeout, [*headers, *extra], data)
+        return push
 
     return handler
 
@@ -90,11 +99,21 @@ def report_status(settings: Settings, outcome: Outcome) -> None:
         "sync_duration_ms": max(1, round(outcome.duration * 1000)),
     }
     url = settings.endpoint + STATUS_PATH
+    headers = {"Content-Type": "application/json", "User-Agent": transport.USER_AGENT}
+    try:
+        auth = transport.authorization(
+            settings.token_file, settings.basic_auth_file, settings.token
+        )
+    except SyncError as exc:
+        log.warning("status report not sent: %s", exc)
+        return
+    if auth:
+        headers["Authorization"] = auth
     try:
         with transport.translated(SourceUnavailable, "status report failed"):
-            response = transport.pool(settings.http_timeout).request(
+            response = transport.pool(settings.http_timeout, settings.tls()).request(
                 "POST", url, body=json.dumps(body).encode(), retries=False,
-                headers={"Content-Type": "application/json", "User-Agent": transport.USER_AGENT},
+                headers=headers,
             )  # fmt: skip
     except SourceUnavailable as exc:
         log.warning("%s", exc)

@@ -7,7 +7,7 @@ line naming both the variable and the flag (exit 2) before anything is touched.
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,12 @@ def parse_bool(value: str) -> bool:
     raise ValueError(f"{value!r} is not true or false")
 
 
+def _level(value: str) -> str:
+    if value.strip().lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError(f"{value!r} is not one of: debug, info, warning, error")
+    return value.strip().upper()
+
+
 def _command(value: str) -> str:
     """A check command; empty turns checking off, else it must name the file."""
     if value.strip() and "{path}" not in value:
@@ -118,6 +124,22 @@ class Setting:
     @property
     def names(self) -> str:
         return f"{self.env} / {self.flag}"
+
+
+def _tls_settings(env: str, flag: str, who: str) -> tuple[Setting, ...]:
+    """The same four TLS options for each peer: AlertAgent, the target, the Pushgateway."""
+    field = flag.replace("-", "_")
+    return (
+        Setting(f"{field}ca_file", f"{env}_CA_FILE", f"--{flag}ca-file", None, "PATH", _text,
+                f"CA certificates trusted for {who}, besides the system's"),
+        Setting(f"{field}client_cert", f"{env}_CLIENT_CERT", f"--{flag}client-cert", None, "PATH",
+                _text, f"client certificate for mutual TLS with {who}"),
+        Setting(f"{field}client_key", f"{env}_CLIENT_KEY", f"--{flag}client-key", None, "PATH",
+                _text, f"the client certificate's key, for {who}"),
+        Setting(f"{field}insecure_skip_verify", f"{env}_INSECURE_SKIP_VERIFY",
+                f"--{flag}insecure-skip-verify", "false", "BOOL", parse_bool,
+                f"do not verify {who}'s certificate (warned at every pass)"),
+    )  # fmt: skip
 
 
 # fmt: off
@@ -173,6 +195,15 @@ SETTINGS = (
             "`user:password` for the Pushgateway, read from this file"),
     Setting("report_status", "REPORT_STATUS", "--report-status", "false", "BOOL", parse_bool,
             "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status"),
+    Setting("token_file", "ALERTAGENT_TOKEN_FILE", "--token-file", None, "PATH", _text,
+            "bearer token for AlertAgent, read from this file at every pass"),
+    Setting("basic_auth_file", "ALERTAGENT_BASIC_AUTH_FILE", "--basic-auth-file", None, "PATH",
+            _text, "`user:password` for AlertAgent, read from this file at every pass"),
+    Setting("log_level", "LOG_LEVEL", "--log-level", "info", "LEVEL", _level,
+            "debug, info, warning or error"),
+    *_tls_settings("ALERTAGENT", "", "AlertAgent"),
+    *_tls_settings("TARGET", "target-", "the target"),
+    *_tls_settings("PUSHGATEWAY", "pushgateway-", "the Pushgateway"),
 )
 # fmt: on
 BY_FIELD = {s.field: s for s in SETTINGS}
@@ -213,6 +244,30 @@ class Settings:
     pushgateway_token_file: str | None
     pushgateway_basic_auth_file: str | None
     report_status: bool
+    token_file: str | None
+    basic_auth_file: str | None
+    log_level: str
+    ca_file: str | None
+    client_cert: str | None
+    client_key: str | None
+    insecure_skip_verify: bool
+    target_ca_file: str | None
+    target_client_cert: str | None
+    target_client_key: str | None
+    target_insecure_skip_verify: bool
+    pushgateway_ca_file: str | None
+    pushgateway_client_cert: str | None
+    pushgateway_client_key: str | None
+    pushgateway_insecure_skip_verify: bool
+    # ALERTAGENT_TOKEN: accepted from the environment only, never printed.
+    token: str | None = field(default=None, repr=False)
+
+    def tls(self, prefix: str = "") -> "TLS":
+        """TLS options for AlertAgent (""), the target ("target_") or the Pushgateway."""
+        return TLS(
+            getattr(self, f"{prefix}ca_file"), getattr(self, f"{prefix}client_cert"),
+            getattr(self, f"{prefix}client_key"), getattr(self, f"{prefix}insecure_skip_verify"),
+        )  # fmt: skip
 
     # Cached: a --loop asks for these thousands of times, and every new Path interns
     # its name; the churn of the interpreter's interned strings shows up as RSS.
@@ -279,7 +334,15 @@ def resolve(
         if state
         else values["config_path"].with_name(f".{values['config_path'].name}.syncjob.json")
     )
-    return Settings(**values)
+    return Settings(**values, token=env.get("ALERTAGENT_TOKEN") or None)
+
+
+@dataclass(frozen=True)
+class TLS:
+    ca_file: str | None
+    client_cert: str | None
+    client_key: str | None
+    insecure: bool
 
 
 def config_file(raw: str, config_type: str | None) -> Path:

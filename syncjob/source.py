@@ -1,7 +1,8 @@
 """Fetch a config from AlertAgent over HTTP: conditional, retried, size-capped."""
 
+import logging
 import time
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import urllib3
 
@@ -10,13 +11,18 @@ from syncjob.dialects import Fetched
 from syncjob.errors import ContentRefused, SourceUnavailable
 from syncjob.settings import Settings
 
+log = logging.getLogger(__name__)
+
 CHUNK = 64 * 1024
+MAX_REDIRECTS = 3
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class Source:
     """AlertAgent's config endpoint for one (cluster, type)."""
 
     def __init__(self, settings: Settings, pool: urllib3.PoolManager | None = None) -> None:
+        self.settings = settings
         self.url = f"{settings.endpoint}{settings.api_path}?" + urlencode(
             {"cluster_id": settings.cluster_id, "type": settings.config_type}
         )
@@ -25,21 +31,25 @@ class Source:
         self.retries = transport.retries(
             settings.max_retries, settings.retry_backoff, backoff_max=settings.sync_interval
         )
-        self.pool = pool or transport.pool(settings.http_timeout)
+        self.pool = pool or transport.pool(settings.http_timeout, settings.tls())
 
     def fetch(self, if_none_match: str | None = None) -> Fetched | None:
         """The config, or None when the source says it is unchanged (304)."""
+        s = self.settings
+        if s.insecure_skip_verify:
+            log.warning("AlertAgent's TLS certificate is not verified (--insecure-skip-verify)")
+        if s.token and not s.token_file:
+            log.warning("the token comes from ALERTAGENT_TOKEN: use ALERTAGENT_TOKEN_FILE instead")
         # Headers given to request() replace the pool's, User-Agent included.
         headers = {
             "User-Agent": transport.USER_AGENT,
             "Accept": "application/json, application/yaml;q=0.9, */*;q=0.5",
         }
+        if auth := transport.authorization(s.token_file, s.basic_auth_file, s.token):
+            headers["Authorization"] = auth
         if if_none_match:
             headers["If-None-Match"] = if_none_match
-        with transport.translated(SourceUnavailable, "source unavailable"):
-            response = self.pool.request(
-                "GET", self.url, headers=headers, retries=self.retries, preload_content=False
-            )
+        response = self._follow(self.url, headers)
         try:
             if response.status == 304:
                 if not if_none_match:
@@ -53,6 +63,33 @@ class Source:
             return dialects.parse(response.headers, body)
         finally:
             response.release_conn()
+
+    def _follow(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+        """GET, following a few redirects: same scheme or up to https, and credentials
+        only ever to the host they were given for."""
+        origin = urlsplit(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            with transport.translated(SourceUnavailable, "source unavailable"):
+                response = self.pool.request(
+                    "GET", url, headers=headers, retries=self.retries, redirect=False,
+                    preload_content=False,
+                )  # fmt: skip
+            log.debug("GET %s: HTTP %d", url, response.status)
+            location = response.headers.get("Location")
+            if response.status not in REDIRECTS or not location:
+                return response
+            response.drain_conn()
+            response.release_conn()
+            here, there = urlsplit(url), urlsplit(urljoin(url, location))
+            if (here.scheme, there.scheme) not in (("http", "http"), ("https", "https"),
+                                                   ("http", "https")):  # fmt: skip
+                raise SourceUnavailable(
+                    f"source redirected from {here.scheme} to {there.scheme}: refused"
+                )
+            if (there.hostname, there.port) != (origin.hostname, origin.port):
+                headers = {k: v for k, v in headers.items() if k != "Authorization"}
+            url = there.geturl()
+        raise SourceUnavailable(f"source redirected more than {MAX_REDIRECTS} times")
 
     def _read(self, response: urllib3.BaseHTTPResponse) -> bytes:
         """The whole body, refused as soon as it passes the cap or the deadline.

@@ -122,4 +122,5 @@ def load(path: Path) -> State:
 
 
 def save(path: Path, state: State) -> None:
-    files.write_atomic(path, json.dumps(to_json(state), indent=2).encode() + b"\n")
+    data = json.dumps(to_json(state), indent=2).encode() + b"\n"
+    files.write_atomic(path, data, mask=files.NOT_WORLD_WRITABLE)

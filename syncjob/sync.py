@@ -157,7 +157,9 @@ class _Pass:
             if check := checker.command(self.settings):
                 checker.run(check, staged)
             if current is not None and self._known_good(on_disk):
-                files.write_atomic(self.settings.last_good_path, current)
+                files.write_atomic(
+                    self.settings.last_good_path, current, like=path, mask=files.NOT_WORLD_WRITABLE
+                )
             # Write-ahead: if we die after the swap, the next pass sees the pending
             # reload and finishes it instead of taking the new file for drift.
             ledger.save(self.settings.state_path, intent)

@@ -34,10 +34,15 @@ class Target:
         self.ready_url = settings.target_url("/-/ready")
         self.metrics_url = settings.target_url("/metrics")
         self.ready_timeout = settings.ready_timeout
-        self.pool = pool or transport.pool(settings.http_timeout)
+        self.insecure = settings.target_insecure_skip_verify
+        self.pool = pool or transport.pool(settings.http_timeout, settings.tls("target_"))
 
     def reload(self) -> None:
         """Reload and verify; TargetRejected with the target's own words when it refused."""
+        if self.insecure:
+            log.warning(
+                "the target's TLS certificate is not verified (--target-insecure-skip-verify)"
+            )
         self._wait_ready()
         since = time.time()
         with transport.translated(TargetUnreachable, f"target unreachable at {self.reload_url}"):

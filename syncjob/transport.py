@@ -4,9 +4,12 @@ urllib3 errors never leave this module's callers: `translated()` turns them into
 the project's own error types at the boundary (httpx's map_httpcore_exceptions).
 """
 
+import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import takewhile
+from pathlib import Path
+from typing import Any
 
 import urllib3
 from urllib3.exceptions import (
@@ -21,7 +24,8 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from syncjob import __version__
-from syncjob.errors import ContentRefused, SourceUnavailable, SyncError
+from syncjob.errors import ContentRefused, SourceUnavailable, SyncError, UsageError
+from syncjob.settings import TLS
 
 USER_AGENT = f"syncjob/{__version__}"
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
@@ -57,7 +61,7 @@ def retries(max_retries: int, backoff: float, backoff_max: float) -> Retry:
         read=max_retries,
         status=max_retries,
         other=0,
-        redirect=5,
+        redirect=False,  # followed by the caller, who knows which hops are acceptable
         allowed_methods=frozenset({"GET"}),
         status_forcelist=RETRY_STATUSES,
         backoff_factor=backoff,
@@ -67,11 +71,34 @@ def retries(max_retries: int, backoff: float, backoff_max: float) -> Retry:
     )
 
 
-def pool(timeout: float) -> urllib3.PoolManager:
+def pool(timeout: float, tls: TLS | None = None) -> urllib3.PoolManager:
+    """Verified TLS by default: the system's CA store, plus TLS.ca_file when given."""
     return urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=timeout, read=timeout),
         headers={"User-Agent": USER_AGENT},
+        **_tls_options(tls),
     )
+
+
+def _tls_options(tls: TLS | None) -> dict[str, Any]:
+    if tls is None or tls == TLS(None, None, None, False):
+        return {}  # urllib3's defaults: verify against the system store
+    import ssl
+
+    context = ssl.create_default_context()  # the system store, hostname checks on
+    try:
+        if tls.ca_file:
+            context.load_verify_locations(cafile=tls.ca_file)
+        if tls.client_cert:
+            context.load_cert_chain(tls.client_cert, tls.client_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load TLS files: {exc}") from None
+    if tls.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we warn ourselves
+        return {"ssl_context": context, "cert_reqs": "CERT_NONE", "assert_hostname": False}
+    return {"ssl_context": context}
 
 
 def _reason(exc: BaseException) -> str:
@@ -110,3 +137,21 @@ def reading_body() -> Iterator[None]:
         raise SourceUnavailable("source timed out sending the body") from None
     except HTTPError as exc:
         raise ContentRefused(f"body cut short: {_reason(exc)}") from None
+
+
+def authorization(
+    token_file: str | None, basic_auth_file: str | None, token: str | None
+) -> str | None:
+    """The Authorization header, its secret read now: a rotated Secret is picked up
+    at the next pass without a restart."""
+    try:
+        if token_file:
+            return "Bearer " + Path(token_file).read_text().strip()
+        if basic_auth_file:
+            pair = Path(basic_auth_file).read_text().strip()
+            return "Basic " + base64.b64encode(pair.encode()).decode()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read a credentials file: {exc.strerror}: {exc.filename}"
+        ) from None
+    return f"Bearer {token}" if token else None

@@ -99,14 +99,15 @@ def test_staged_file_sits_beside_the_target_with_its_mode(tmp_path: Path) -> Non
     path = tmp_path / "prometheus.yml"
     path.write_bytes(OLD)
     path.chmod(0o600)
-    with staged(path, NEW) as temp:
+    with staged(path, NEW) as name:
+        temp = Path(name)
         assert temp.parent == tmp_path
         assert temp.name.startswith(".prometheus.yml.")
         assert temp.name.endswith(TEMP_SUFFIX)
         assert temp.read_bytes() == NEW
         assert mode(temp) == 0o600
         assert path.read_bytes() == OLD  # nothing changes before the swap
-        swap(temp, path)
+        swap(name, path)
     assert path.read_bytes() == NEW
     assert temps(tmp_path) == []
 
@@ -118,8 +119,8 @@ def test_staged_is_removed_on_exception(tmp_path: Path) -> None:
 
     def check_then_fail() -> None:
         with staged(path, NEW) as temp:
-            seen.append(temp)
-            assert temp.exists()
+            seen.append(Path(temp))
+            assert Path(temp).exists()
             raise RuntimeError("the checker refused it")
 
     with pytest.raises(RuntimeError, match="the checker refused it"):
@@ -165,7 +166,7 @@ def test_remove_stray_temps_removes_only_ours(tmp_path: Path) -> None:
     ]
     for path in ours + kept:
         path.write_bytes(b"x")
-    assert sorted(remove_stray_temps(config)) == sorted(ours)
+    assert sorted(map(Path, remove_stray_temps(config))) == sorted(ours)
     assert sorted(tmp_path.iterdir()) == sorted(kept)
     assert remove_stray_temps(config) == []
 
@@ -190,7 +191,7 @@ def test_remove_stray_temps_takes_the_name_literally(tmp_path: Path) -> None:
     lookalike = tmp_path / f".prom1.yml.a1{TEMP_SUFFIX}"  # what the glob [1] would match
     for path in (ours, lookalike):
         path.write_bytes(b"x")
-    assert remove_stray_temps(config) == [ours]
+    assert remove_stray_temps(config) == [str(ours)]
     assert lookalike.exists()
 
 

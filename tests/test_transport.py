@@ -65,10 +65,10 @@ def test_cap_is_never_below_the_first_wait() -> None:
     assert after(retries(3, 5.0, 1.0), 503).get_backoff_time() == 5.0
 
 
-def test_a_redirect_resets_the_schedule() -> None:
-    retry = after(retries(3, 5.0, 60.0), 503, 503)
-    retry = retry.increment(method="GET", url="/old", response=answer(302, {"Location": "/new"}))
-    assert retry.get_backoff_time() == 0.0
+def test_redirects_are_left_to_the_caller() -> None:
+    # Source follows them itself, refusing downgrades and keeping credentials home.
+    retry = retries(3, 5.0, 60.0)
+    assert (retry.redirect, retry.raise_on_redirect) == (0, False)
 
 
 def test_max_retries_means_retries_after_the_first_attempt() -> None:
