@@ -22,16 +22,13 @@ _SAFE_TAG = re.compile(r"[\x20-\x7e]{1,512}")
 
 @dataclass(frozen=True)
 class Fetched:
-    """A config as the source served it."""
+    """A config as the source served it. Its bytes are not here: they wait in a spool
+    beside the target (files.Spool), so a 64 MiB config is never held in memory."""
 
-    content: bytes
+    sha256: str
     version: str | None  # the source's version tag, if it gave one
     etag: str | None  # what to send as If-None-Match next time
     dialect: str  # "envelope" or "raw"
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
 
 
 def server_message(body: bytes, limit: int = 200) -> str:
@@ -64,23 +61,41 @@ def check_status(status: int, body: bytes, retries_used: int) -> None:
     raise ContentRefused(f"unexpected answer from the source ({said})")
 
 
-def parse(headers: Mapping[str, str], body: bytes) -> Fetched:
-    """A 200 answer, in either dialect; raises ContentRefused when it is not a config."""
-    content_type = headers.get("Content-Type", "").split(";")[0].strip().lower()
+def is_envelope(headers: Mapping[str, str]) -> bool:
+    """Dialect A answers JSON; dialect B answers the config itself."""
+    return _content_type(headers).endswith("json")
+
+
+def etag_of(headers: Mapping[str, str]) -> str | None:
+    """The ETag if the server gave one, else the raw X-Config-Hash (the newer server
+    compares If-None-Match with it unquoted). Echoed back as a header, so it must be
+    plain printable text of a sane length."""
     etag = headers.get("ETag") or headers.get("X-Config-Hash")
-    if etag and not _SAFE_TAG.fullmatch(etag):
-        etag = None  # echoed back as a header: no control characters, nothing huge
-    if content_type.endswith("json"):
-        return _envelope(body, etag)
-    if content_type == "text/html" or body.lstrip()[:15].lower().startswith(
+    return etag if etag and _SAFE_TAG.fullmatch(etag) else None
+
+
+def check_raw(headers: Mapping[str, str], head: bytes, sha256: str) -> Fetched:
+    """A raw answer, given its first bytes and the SHA-256 of all of them."""
+    if _content_type(headers) == "text/html" or head.lstrip()[:15].lower().startswith(
         (b"<!doctype", b"<html")
     ):
         raise ContentRefused("source answered an HTML page, not a config")
-    _verify(headers.get("X-Config-Hash"), body)
-    return Fetched(content=body, version=None, etag=etag, dialect="raw")
+    _verify(headers.get("X-Config-Hash"), sha256)
+    return Fetched(sha256, version=None, etag=etag_of(headers), dialect="raw")
 
 
-def _envelope(body: bytes, etag: str | None) -> Fetched:
+def parse(headers: Mapping[str, str], body: bytes) -> tuple[Fetched, bytes]:
+    """A 200 answer held in memory, in either dialect: what it says and the config's bytes."""
+    if is_envelope(headers):
+        return _envelope(body, etag_of(headers))
+    return check_raw(headers, body[:64], hashlib.sha256(body).hexdigest()), body
+
+
+def _content_type(headers: Mapping[str, str]) -> str:
+    return headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+
+def _envelope(body: bytes, etag: str | None) -> tuple[Fetched, bytes]:
     try:
         obj: Any = json.loads(body)
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
@@ -93,9 +108,10 @@ def _envelope(body: bytes, etag: str | None) -> Fetched:
     data = obj["data"]
     content = data["config"].encode("utf-8", "surrogatepass")
     tag = data.get("config_hash")
-    _verify(tag, content)
+    sha256 = hashlib.sha256(content).hexdigest()
+    _verify(tag, sha256)
     version = data.get("version") or (tag if tag and not _SHA256_HEX.fullmatch(tag) else None)
-    return Fetched(content=content, version=version, etag=etag, dialect="envelope")
+    return Fetched(sha256, version=version, etag=etag, dialect="envelope"), content
 
 
 def _succeeded(obj: dict[str, Any]) -> bool:
@@ -105,15 +121,13 @@ def _succeeded(obj: dict[str, Any]) -> bool:
     return not isinstance(code, int) or 200 <= code < 300
 
 
-def _verify(declared: str | None, content: bytes) -> None:
+def _verify(declared: str | None, actual: str) -> None:
     """A 64-hex hash is a checksum to check; anything else is an opaque tag."""
-    if declared and _SHA256_HEX.fullmatch(declared.strip('"')):
-        actual = hashlib.sha256(content).hexdigest()
-        if declared.strip('"').lower() != actual:
-            raise ContentRefused(
-                f"hash mismatch: source declared {declared.strip(chr(34))[:12]}..., "
-                f"body is {actual[:12]}..."
-            )
+    tag = (declared or "").strip('"').lower()
+    if _SHA256_HEX.fullmatch(tag) and tag != actual:
+        raise ContentRefused(
+            f"hash mismatch: source declared {tag[:12]}..., body is {actual[:12]}..."
+        )
 
 
 @cache

@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from syncjob.errors import WriteFailed
 
@@ -33,40 +34,93 @@ def file_hash(path: Path) -> str | None:
         raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
 
 
+class Spool:
+    """Bytes on their way to replacing `target`: hashed as they arrive and written to a
+    temporary file beside it (made at the first byte), so that a config of any size is
+    never held in memory, and the swap is a rename. Removed unless swapped in."""
+
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        # Named by our pid, not at random: every write happens under the pass's lock, so
+        # a file of that name is a leftover of a dead process that had our pid; and a
+        # --loop writing thousands of times uses one name. A str, not a Path: pathlib
+        # interns every name it sees, and that churn shows in a long run's RSS.
+        self.path = os.path.join(target.parent, f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
+        self.size = 0
+        self.head = b""  # the first bytes, to recognise an HTML error page
+        self._hash = hashlib.sha256()
+        self._file: BinaryIO | None = None
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def write(self, chunk: bytes) -> None:
+        if self._file is None:
+            self._file = self._create()
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
+        self._hash.update(chunk)
+        self.size += len(chunk)
+        if len(self.head) < 64:
+            self.head += chunk[: 64 - len(self.head)]
+
+    def finish(self, *, like: Path | None = None, mask: int = 0o7777) -> None:
+        """Whole and durable, with the mode (within `mask`) and owner of `like` (the
+        target by default), so the swap changes nothing but bytes."""
+        if self._file is None:
+            self._file = self._create()  # an empty config is a file too
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            _copy_ownership(like or self.target, self.path, mask)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
+
+    def open(self) -> BinaryIO:
+        """The finished bytes, to read again (validation, the last good copy)."""
+        return open(self.path, "rb")
+
+    def discard(self) -> None:
+        if self._file is None:
+            return  # never made: nothing to remove
+        with contextlib.suppress(OSError):  # closing flushes, and the disk may be full
+            self._file.close()
+        with contextlib.suppress(OSError):  # gone already (swapped in); else the next pass
+            os.unlink(self.path)
+
+    def _create(self) -> BinaryIO:
+        try:
+            self.target.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write in {self.target.parent}: {exc.strerror}") from None
+        return os.fdopen(fd, "wb")
+
+
+@contextlib.contextmanager
+def spool(target: Path) -> Iterator[Spool]:
+    held = Spool(target)
+    try:
+        yield held
+    finally:
+        held.discard()
+
+
 @contextlib.contextmanager
 def staged(
     target: Path, data: bytes, *, like: Path | None = None, mask: int = 0o7777
 ) -> Iterator[str]:
-    """A whole, fsynced copy of `data` beside `target`, removed unless swapped in.
-
-    It gets the mode (within `mask`) and owner of `like` (the target itself by default)
-    now, so the swap changes nothing but bytes.
-    """
-    # Named by our pid, not at random: every write happens under the pass's lock, so a
-    # file of that name is a leftover of a dead process that had our pid; and a --loop
-    # that writes thousands of times uses one name (pathlib interns every name it sees).
-    # A str, not a Path: see remove_stray_temps.
-    temp = os.path.join(target.parent, f".{target.name}.{os.getpid()}{TEMP_SUFFIX}")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise WriteFailed(f"cannot write in {target.parent}: {exc.strerror}") from None
-    try:
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            _copy_ownership(like or target, temp, mask)
-        except OSError as exc:
-            raise WriteFailed(f"cannot write {target}: {exc.strerror}") from None
-        yield temp
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+    """A whole, fsynced copy of `data` beside `target`, removed unless swapped in."""
+    with spool(target) as held:
+        held.write(data)
+        held.finish(like=like, mask=mask)
+        yield held.path
 
 
 # Held for the length of a swap: --loop takes it before exiting on SIGTERM, so it
@@ -82,6 +136,15 @@ def swap(staged_file: str, target: Path) -> None:
             _fsync_directory(target.parent)
     except OSError as exc:
         raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
+
+
+def copy_atomic(source: Path, target: Path, *, mask: int = 0o7777) -> None:
+    """`target` becomes a copy of `source` (its mode and owner too), streamed, atomically."""
+    with spool(target) as held, source.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            held.write(chunk)
+        held.finish(like=source, mask=mask)
+        swap(held.path, target)
 
 
 # For syncjob's own files (state, last good copy): never writable by everyone.

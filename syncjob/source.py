@@ -9,6 +9,7 @@ import urllib3
 from syncjob import dialects, transport
 from syncjob.dialects import Fetched
 from syncjob.errors import ContentRefused, SourceUnavailable
+from syncjob.files import Spool
 from syncjob.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,9 @@ class Source:
         )
         self.pool = pool or transport.pool(settings.http_timeout, settings.tls())
 
-    def fetch(self, if_none_match: str | None = None) -> Fetched | None:
-        """The config, or None when the source says it is unchanged (304)."""
+    def fetch(self, if_none_match: str | None, into: Spool) -> Fetched | None:
+        """The config, its bytes written `into` the spool; None when the source says it
+        is unchanged (304)."""
         s = self.settings
         if s.insecure_skip_verify:
             log.warning("AlertAgent's TLS certificate is not verified (--insecure-skip-verify)")
@@ -57,10 +59,15 @@ class Source:
                         "source answered 304 to a request that was not conditional"
                     )
                 return None
-            body = self._read(response)
-            retries_used = len(response.retries.history) if response.retries else 0
-            dialects.check_status(response.status, body, retries_used)
-            return dialects.parse(response.headers, body)
+            if response.status != 200 or dialects.is_envelope(response.headers):
+                body = self._read(response)  # an error's words, or JSON: whole, in memory
+                retries_used = len(response.retries.history) if response.retries else 0
+                dialects.check_status(response.status, body, retries_used)
+                fetched, content = dialects.parse(response.headers, body)
+                into.write(content)
+                return fetched
+            self._read(response, into)  # the config itself: streamed to disk as it comes
+            return dialects.check_raw(response.headers, into.head, into.sha256)
         finally:
             response.release_conn()
 
@@ -91,8 +98,9 @@ class Source:
             url = there.geturl()
         raise SourceUnavailable(f"source redirected more than {MAX_REDIRECTS} times")
 
-    def _read(self, response: urllib3.BaseHTTPResponse) -> bytes:
-        """The whole body, refused as soon as it passes the cap or the deadline.
+    def _read(self, response: urllib3.BaseHTTPResponse, into: Spool | None = None) -> bytes:
+        """The whole body (or nothing, when it goes `into` a spool), refused as soon as it
+        passes the cap or the deadline.
 
         The deadline bounds the whole body, not each read: a source dripping one
         byte a second never trips a per-read timeout.
@@ -109,5 +117,8 @@ class Source:
                     raise ContentRefused(f"body is over the cap of {self.max_body} bytes")
                 if time.monotonic() > deadline:
                     raise SourceUnavailable(f"body not received within {self.timeout:g}s")
-                chunks.append(chunk)
+                if into is None:
+                    chunks.append(chunk)
+                else:
+                    into.write(chunk)
         return b"".join(chunks)

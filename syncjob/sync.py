@@ -7,6 +7,7 @@ it a fake source or target and a real run gives it urllib3.
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import NoReturn, Protocol
 
@@ -22,7 +23,7 @@ log = logging.getLogger("syncjob")
 
 
 class SourceLike(Protocol):
-    def fetch(self, if_none_match: str | None = None) -> Fetched | None: ...
+    def fetch(self, if_none_match: str | None, into: files.Spool) -> Fetched | None: ...
 
 
 class TargetLike(Protocol):
@@ -110,7 +111,12 @@ class _Pass:
         if removed := [t for f in ours for t in files.remove_stray_temps(f)]:
             log.info("removed %d temporary file(s) left by an interrupted pass", len(removed))
         on_disk = files.file_hash(path)
-        fetched = self.source.fetch(plan.conditional_tag(self.state, on_disk))
+        with files.spool(path) as spool:  # the new bytes, if any: removed unless swapped in
+            fetched = self.source.fetch(plan.conditional_tag(self.state, on_disk), spool)
+            return self._act(fetched, spool, on_disk)
+
+    def _act(self, fetched: Fetched | None, spool: files.Spool, on_disk: str | None) -> str:
+        path = self.settings.config_path
         decision = plan.decide(fetched, on_disk, self.state)
         if "drift" in decision.reason:
             log.warning("%s: %s", path, decision.reason)
@@ -134,16 +140,16 @@ class _Pass:
             self._reload()
             return "reloaded"
         assert fetched is not None  # WRITE is only decided on fetched content
-        self._write(fetched, on_disk)
+        self._write(fetched, spool, on_disk)
         self._reload()
         return "written"
 
-    def _write(self, fetched: Fetched, on_disk: str | None) -> None:
+    def _write(self, fetched: Fetched, spool: files.Spool, on_disk: str | None) -> None:
         """Gate, check the staged file, keep the last good copy, then swap."""
         path = self.settings.config_path
-        current = path.read_bytes() if on_disk is not None else None
-        validate.check(fetched.content, current, self.settings.config_type,
-                       self.settings.allow_empty)  # fmt: skip
+        spool.finish()
+        with spool.open() as new, path.open("rb") if on_disk else nullcontext() as current:
+            validate.check(new, current, self.settings.config_type, self.settings.allow_empty)
         intent = replace(
             self.state,
             applied_hash=fetched.sha256,
@@ -153,17 +159,14 @@ class _Pass:
             pending_reload=self.target is not None,
             rejected_hash=None,
         )
-        with files.staged(path, fetched.content) as staged:
-            if check := checker.command(self.settings):
-                checker.run(check, staged)
-            if current is not None and self._known_good(on_disk):
-                files.write_atomic(
-                    self.settings.last_good_path, current, like=path, mask=files.NOT_WORLD_WRITABLE
-                )
-            # Write-ahead: if we die after the swap, the next pass sees the pending
-            # reload and finishes it instead of taking the new file for drift.
-            ledger.save(self.settings.state_path, intent)
-            files.swap(staged, path)
+        if check := checker.command(self.settings):
+            checker.run(check, spool.path)
+        if on_disk is not None and self._known_good(on_disk):
+            files.copy_atomic(path, self.settings.last_good_path, mask=files.NOT_WORLD_WRITABLE)
+        # Write-ahead: if we die after the swap, the next pass sees the pending
+        # reload and finishes it instead of taking the new file for drift.
+        ledger.save(self.settings.state_path, intent)
+        files.swap(spool.path, path)
         self.state = replace(intent, last_change=self.clock()).count(changes=1)
 
     def _known_good(self, on_disk: str | None) -> bool:

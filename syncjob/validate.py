@@ -8,7 +8,7 @@ end). The shape checks need only the top of the document and a few counts.
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from syncjob.errors import ContentRefused
 
@@ -25,13 +25,19 @@ _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool",
 _COUNTED = {("groups", "*", "rules"): "rules", ("receivers",): "receivers"}
 
 
-def check(content: bytes, current: bytes | None, config_type: str, allow_empty: bool) -> None:
+def check(
+    content: bytes | BinaryIO,
+    current: bytes | BinaryIO | None,
+    config_type: str,
+    allow_empty: bool,
+) -> None:
     """Refuse content that is not a config of its type, or that empties the current one.
 
+    Both are bytes or binary files, read as streams: a file is never held in memory.
     An upstream outage that serves `groups: []` must not wipe a fleet's alerting:
     removing every rule / receiver the current file has needs `allow_empty`.
     """
-    if not content.strip():
+    if _blank(content):
         raise ContentRefused("source served an empty config")
     shape = read_shape(content)
     if shape.top != "mapping":
@@ -50,6 +56,19 @@ def check(content: bytes, current: bytes | None, config_type: str, allow_empty: 
             f"the new config has no {what} but the current one has {before}: refused "
             "(ALLOW_EMPTY / --allow-empty accepts it)"
         )
+
+
+def _blank(content: bytes | BinaryIO) -> bool:
+    """Nothing but whitespace; a file is read only as far as its first other byte."""
+    if isinstance(content, bytes):
+        return not content.strip()
+    try:
+        while chunk := content.read(1 << 16):
+            if chunk.strip():
+                return False
+        return True
+    finally:
+        content.seek(0)
 
 
 @dataclass
@@ -79,7 +98,7 @@ class _Node:
     expecting_key: bool = True
 
 
-def read_shape(content: bytes) -> Shape:
+def read_shape(content: bytes | BinaryIO) -> Shape:
     """The document's shape, from parser events; ContentRefused if it is not sane YAML."""
     # PyYAML costs ~18 ms to import: only passes that write pay for it.
     import yaml

@@ -210,7 +210,9 @@ def test_killed_while_fetching_leaves_the_old_config_and_the_next_pass_writes(
     victim.kill()
 
     assert config.read_bytes() == old
-    assert stray_temps(config) == []
+    # A raw body streams into a temporary file beside the config as it arrives: the
+    # kill may leave it (half written); the next pass removes it.
+    assert len(stray_temps(config)) <= 1
     if state_path(config).exists():  # nothing is recorded before the write-ahead save
         assert read_state(config)["pending_reload"] is False
     assert prometheus.reload_timestamp() == before

@@ -34,23 +34,26 @@ def envelope(**data: Any) -> bytes:
 
 
 def test_raw_yaml_with_its_hash() -> None:
-    fetched = parse({**YAML, "Cache-Control": "no-cache", "X-Config-Hash": CONFIG_SHA}, CONFIG)
-    assert fetched == Fetched(content=CONFIG, version=None, etag=CONFIG_SHA, dialect="raw")
+    fetched, content = parse(
+        {**YAML, "Cache-Control": "no-cache", "X-Config-Hash": CONFIG_SHA}, CONFIG
+    )
+    assert fetched == Fetched(CONFIG_SHA, version=None, etag=CONFIG_SHA, dialect="raw")
+    assert content == CONFIG
     assert fetched.sha256 == CONFIG_SHA
 
 
 def test_raw_headers_are_read_case_insensitively_as_urllib3_gives_them() -> None:
     headers = HTTPHeaderDict({"content-type": "application/yaml", "x-config-hash": CONFIG_SHA})
-    assert parse(headers, CONFIG).etag == CONFIG_SHA
+    assert parse(headers, CONFIG)[0].etag == CONFIG_SHA
 
 
 def test_raw_without_a_hash_is_taken_as_is() -> None:
-    assert parse({"Content-Type": "text/plain"}, CONFIG).content == CONFIG
-    assert parse({}, CONFIG).etag is None
+    assert parse({"Content-Type": "text/plain"}, CONFIG)[1] == CONFIG
+    assert parse({}, CONFIG)[0].etag is None
 
 
 def test_upper_case_hash_is_the_same_hash() -> None:
-    assert parse({**YAML, "X-Config-Hash": CONFIG_SHA.upper()}, CONFIG).content == CONFIG
+    assert parse({**YAML, "X-Config-Hash": CONFIG_SHA.upper()}, CONFIG)[1] == CONFIG
 
 
 @pytest.mark.parametrize(
@@ -63,8 +66,8 @@ def test_upper_case_hash_is_the_same_hash() -> None:
     ],
 )
 def test_etag_is_preferred_over_x_config_hash(headers: dict[str, str], expected: str) -> None:
-    assert parse({**YAML, **headers}, CONFIG).etag == expected
-    assert parse({**JSON, **headers}, envelope(config=CONFIG.decode())).etag == expected
+    assert parse({**YAML, **headers}, CONFIG)[0].etag == expected
+    assert parse({**JSON, **headers}, envelope(config=CONFIG.decode()))[0].etag == expected
 
 
 def test_raw_hash_mismatch_is_refused() -> None:
@@ -81,7 +84,7 @@ def test_quoted_etag_style_hash_is_still_checked() -> None:
     wrong = hashlib.sha256(b"x").hexdigest()
     with pytest.raises(ContentRefused, match="hash mismatch"):
         parse({**YAML, "X-Config-Hash": f'"{wrong}"'}, CONFIG)
-    assert parse({**YAML, "X-Config-Hash": f'"{CONFIG_SHA}"'}, CONFIG).content == CONFIG
+    assert parse({**YAML, "X-Config-Hash": f'"{CONFIG_SHA}"'}, CONFIG)[1] == CONFIG
 
 
 @pytest.mark.parametrize(
@@ -102,8 +105,11 @@ def test_html_page_is_refused(headers: dict[str, str], body: bytes) -> None:
 
 
 def test_envelope_with_status() -> None:
-    fetched = parse(JSON, envelope(config=CONFIG.decode(), config_hash=CONFIG_SHA, version="v1"))
-    assert fetched == Fetched(content=CONFIG, version="v1", etag=None, dialect="envelope")
+    fetched, content = parse(
+        JSON, envelope(config=CONFIG.decode(), config_hash=CONFIG_SHA, version="v1")
+    )
+    assert fetched == Fetched(CONFIG_SHA, version="v1", etag=None, dialect="envelope")
+    assert content == CONFIG
 
 
 def test_envelope_with_code_is_the_same_dialect() -> None:
@@ -116,28 +122,32 @@ def test_envelope_with_code_is_the_same_dialect() -> None:
             "timestamp": 1700000000,
         }
     ).encode()
-    fetched = parse(JSON, body)
-    assert (fetched.content, fetched.dialect) == (b"test: config\nversion: 1.0", "envelope")
+    fetched, content = parse(JSON, body)
+    assert (content, fetched.dialect) == (b"test: config\nversion: 1.0", "envelope")
 
 
 def test_contract_fixture_opaque_tag_is_the_version() -> None:
     # The Go test fixture's "abc123" is not a checksum: accepted, and kept as the version.
-    fetched = parse(JSON, envelope(config="test: config\nversion: 1.0", config_hash="abc123"))
-    assert fetched.content == b"test: config\nversion: 1.0"
+    fetched, content = parse(
+        JSON, envelope(config="test: config\nversion: 1.0", config_hash="abc123")
+    )
+    assert content == b"test: config\nversion: 1.0"
     assert fetched.version == "abc123"
 
 
 def test_explicit_version_wins_over_the_opaque_tag() -> None:
-    assert parse(JSON, envelope(config="a: 1", config_hash="abc123", version="v2")).version == "v2"
+    assert (
+        parse(JSON, envelope(config="a: 1", config_hash="abc123", version="v2"))[0].version == "v2"
+    )
 
 
 def test_a_checksum_is_not_a_version() -> None:
-    assert parse(JSON, envelope(config=CONFIG.decode(), config_hash=CONFIG_SHA)).version is None
+    assert parse(JSON, envelope(config=CONFIG.decode(), config_hash=CONFIG_SHA))[0].version is None
 
 
 def test_null_hash_and_version_are_allowed() -> None:
-    fetched = parse(JSON, envelope(config="a: 1", config_hash=None, version=None))
-    assert (fetched.content, fetched.version) == (b"a: 1", None)
+    fetched, content = parse(JSON, envelope(config="a: 1", config_hash=None, version=None))
+    assert (content, fetched.version) == (b"a: 1", None)
 
 
 def test_envelope_hash_mismatch_is_refused() -> None:
@@ -146,8 +156,8 @@ def test_envelope_hash_mismatch_is_refused() -> None:
 
 
 def test_envelope_config_is_utf8_on_disk() -> None:
-    fetched = parse(JSON, envelope(config="summary: température élevée ✓"))
-    assert fetched.content == "summary: température élevée ✓".encode()
+    _, content = parse(JSON, envelope(config="summary: température élevée ✓"))
+    assert content == "summary: température élevée ✓".encode()
 
 
 @pytest.mark.parametrize(
@@ -331,7 +341,7 @@ content_types = st.sampled_from(
 hashes = st.none() | st.sampled_from([CONFIG_SHA, "abc123", "0" * 64, '"' + CONFIG_SHA + '"'])
 
 
-def _outcome(headers: dict[str, str], body: bytes) -> Fetched | SyncError:
+def _outcome(headers: dict[str, str], body: bytes) -> tuple[Fetched, bytes] | SyncError:
     """parse()'s answer; any exception that is not a SyncError fails the test."""
     try:
         return parse(headers, body)
@@ -349,17 +359,17 @@ def test_any_bytes_give_a_fetched_or_our_error(
     result = _outcome(headers, body)
     if isinstance(result, SyncError):
         assert str(result)
-    elif result.dialect == "raw":
-        assert result.content == body
+    elif result[0].dialect == "raw":
+        assert result[1] == body
 
 
 @given(value=json_values | near_envelopes)
 def test_any_json_value_gives_a_fetched_or_our_error(value: Any) -> None:
     body = json.dumps(value).encode()
     result = _outcome(JSON, body)
-    if isinstance(result, Fetched):
-        assert result.dialect == "envelope"
-        assert result.content == value["data"]["config"].encode("utf-8", "surrogatepass")
+    if not isinstance(result, SyncError):
+        assert result[0].dialect == "envelope"
+        assert result[1] == value["data"]["config"].encode("utf-8", "surrogatepass")
 
 
 @given(status=st.integers(min_value=100, max_value=599), body=st.binary())
