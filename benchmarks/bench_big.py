@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.fake_alertagent import FakeAlertAgent  # noqa: E402
+from tests.fake_alertagent import FakeAlertAgent
 
 SYNCJOB = Path(sys.executable).with_name("syncjob")
 RULE = """  - name: group-{i}
@@ -63,9 +63,11 @@ def main() -> None:
         content = rules_file(mib)
         with FakeAlertAgent(content=content) as agent, tempfile.TemporaryDirectory() as work:
             config = Path(work) / "rules.yml"
-            env = {**base, "ALERTAGENT_ENDPOINT": agent.url, "CLUSTER_ID": "big",
-                   "CONFIG_TYPE": "prometheus-rules", "CONFIG_PATH": str(config),
-                   "CHECK_COMMAND": "", "MAX_BODY_SIZE": "128MiB", "HTTP_TIMEOUT": "120s"}  # fmt: skip
+            env = {
+                **base, "ALERTAGENT_ENDPOINT": agent.url, "CLUSTER_ID": "big",
+                "CONFIG_TYPE": "prometheus-rules", "CONFIG_PATH": str(config),
+                "CHECK_COMMAND": "", "MAX_BODY_SIZE": "128MiB", "HTTP_TIMEOUT": "120s",
+            }  # fmt: skip
             url = f"{agent.url}/api/v1/configs?cluster_id=big&type=prometheus-rules"
             shell = (f'curl -sf -o "{work}/tmp" "{url}" && sha256sum "{work}/tmp" >/dev/null '
                      f'&& mv "{work}/tmp" "{work}/shell.yml"')  # fmt: skip
