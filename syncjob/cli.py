@@ -2,13 +2,18 @@
 
 import inspect
 import logging
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from syncjob import __version__
 from syncjob.errors import MEANINGS, ExitCode, UsageError
 from syncjob.output import setup_logging, usage_error
+
+if TYPE_CHECKING:
+    from syncjob.source import Source
+    from syncjob.target import Target
+
 from syncjob.settings import BY_FIELD, FOR_A_PASS, SETTINGS, Setting, Settings, parse_bool, resolve
 
 log = logging.getLogger("syncjob")
@@ -94,33 +99,45 @@ def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Set
         raise typer.Exit(ExitCode.USAGE) from None
 
 
-def one_shot(settings: Settings) -> int:
-    """One pass with the real source and target; a bug is logged with its traceback."""
+def _peers(settings: Settings) -> tuple["Source", "Target | None"]:
+    """AlertAgent and the target, as configured; UsageError when a TLS file is wrong."""
     from syncjob.source import Source
-    from syncjob.sync import run_once
     from syncjob.target import Target
 
-    try:
-        target = Target(settings) if settings.reload_url else None
-        outcome = run_once(settings, source=Source(settings), target=target)
-        if settings.pushgateway_url or settings.report_status:
-            from syncjob.publish import after_pass
+    return Source(settings), (Target(settings) if settings.reload_url else None)
 
-            after_pass(settings, outcome)
-        return int(outcome.exit_code)
+
+def one_shot(settings: Settings) -> int:
+    """One pass with the real source and target; a bug is logged with its traceback."""
+    from syncjob.sync import run_once
+
+    try:
+        source, target = _peers(settings)
+    except UsageError as exc:
+        usage_error(str(exc))
+        return ExitCode.USAGE
+    try:
+        outcome = run_once(settings, source=source, target=target)
     except Exception:
         log.exception("internal error: please report it with this traceback")
         return ExitCode.INTERNAL
+    if settings.pushgateway_url or settings.report_status:
+        from syncjob.publish import after_pass
+
+        after_pass(settings, outcome)
+    return int(outcome.exit_code)
 
 
 def sidecar(settings: Settings) -> int:
     from syncjob.loop import serve
-    from syncjob.source import Source
-    from syncjob.target import Target
 
-    target = Target(settings) if settings.reload_url else None
     try:
-        return serve(settings, source=Source(settings), target=target)
+        source, target = _peers(settings)
+    except UsageError as exc:
+        usage_error(str(exc))
+        return ExitCode.USAGE
+    try:
+        return serve(settings, source=source, target=target)
     except OSError as exc:  # e.g. the port is taken
         log.error("cannot serve on %s:%d: %s", settings.http_address, settings.http_port, exc)
         return ExitCode.USAGE

@@ -142,7 +142,10 @@ def _validator() -> Any:
 
 
 def _schema_problem(obj: Any) -> str | None:
-    error = next(iter(_validator().iter_errors(obj)), None)
+    try:
+        error = next(iter(_validator().iter_errors(obj)), None)
+    except RecursionError:  # jsonschema recurses (and repr()s) into what it reports
+        return "nested too deeply"
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "top level"

@@ -24,10 +24,17 @@ STATUS_PATH = "/api/v1/config/sync/status"
 def after_pass(settings: Settings, outcome: Outcome) -> None:
     if outcome.state is None:  # it could not take the lock: the pass that has it reports
         return
-    if settings.pushgateway_url:
-        push(settings, outcome)
-    if settings.report_status:
-        report_status(settings, outcome)
+    # Publishing is best effort: whatever goes wrong here is logged, and the pass's own
+    # outcome and exit code stand.
+    for wanted, publish in (
+        (settings.pushgateway_url, push),
+        (settings.report_status, report_status),
+    ):
+        if wanted:
+            try:
+                publish(settings, outcome)
+            except Exception:
+                log.exception("%s failed: the pass's outcome stands", publish.__name__)
 
 
 def push(settings: Settings, outcome: Outcome) -> None:

@@ -1,10 +1,13 @@
 """Fetch a config from AlertAgent over HTTP: conditional, retried, size-capped."""
 
 import logging
+import re
 import time
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 import urllib3
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from syncjob import dialects, transport
 from syncjob.dialects import Fetched
@@ -74,7 +77,7 @@ class Source:
     def _follow(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
         """GET, following a few redirects: same scheme or up to https, and credentials
         only ever to the host they were given for."""
-        origin = urlsplit(url)
+        origin = _where(url)
         for _ in range(MAX_REDIRECTS + 1):
             with transport.translated(SourceUnavailable, "source unavailable"):
                 response = self.pool.request(
@@ -87,15 +90,24 @@ class Source:
                 return response
             response.drain_conn()
             response.release_conn()
-            here, there = urlsplit(url), urlsplit(urljoin(url, location))
-            if (here.scheme, there.scheme) not in (("http", "http"), ("https", "https"),
-                                                   ("http", "https")):  # fmt: skip
+            # Decided with the parser urllib3 connects with: `http://a\@b/` must not be
+            # judged as host b and then connected to a with our credentials.
+            if _MALFORMED.search(location):
                 raise SourceUnavailable(
-                    f"source redirected from {here.scheme} to {there.scheme}: refused"
+                    f"source redirected to a malformed location {location!r:.100}"
                 )
-            if (there.hostname, there.port) != (origin.hostname, origin.port):
+            try:
+                next_url = urljoin(url, location)
+            except ValueError:  # e.g. a broken IPv6 literal
+                raise SourceUnavailable(
+                    f"source redirected to an unusable location {location!r:.100}"
+                ) from None
+            here, there = _where(url), _where(next_url)
+            if (here[0], there[0]) not in (("http", "http"), ("https", "https"), ("http", "https")):
+                raise SourceUnavailable(f"source redirected from {here[0]} to {there[0]}: refused")
+            if there[1:] != origin[1:]:
                 headers = {k: v for k, v in headers.items() if k != "Authorization"}
-            url = there.geturl()
+            url = next_url
         raise SourceUnavailable(f"source redirected more than {MAX_REDIRECTS} times")
 
     def _read(self, response: urllib3.BaseHTTPResponse, into: Spool | None = None) -> bytes:
@@ -122,3 +134,20 @@ class Source:
                 else:
                     into.write(chunk)
         return b"".join(chunks)
+
+
+_MALFORMED = re.compile(r"[\\\s\x00-\x1f\x7f]")  # backslashes, whitespace, control characters
+
+
+def _where(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) as urllib3 will connect; SourceUnavailable when unparsable."""
+    try:
+        parsed = parse_url(url)
+        scheme = parsed.scheme or "http"
+        return (
+            scheme,
+            (parsed.host or "").lower(),
+            parsed.port or (443 if scheme == "https" else 80),
+        )
+    except (LocationParseError, ValueError):
+        raise SourceUnavailable(f"source redirected to an unusable location {url!r:.100}") from None

@@ -5,6 +5,7 @@ the project's own error types at the boundary (httpx's map_httpcore_exceptions).
 """
 
 import base64
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from itertools import takewhile
@@ -89,16 +90,26 @@ def _tls_options(tls: TLS | None) -> dict[str, Any]:
     try:
         if tls.ca_file:
             context.load_verify_locations(cafile=tls.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise UsageError(f"cannot load the CA file {tls.ca_file}: {_tls_reason(exc)}") from None
+    try:
         if tls.client_cert:
             context.load_cert_chain(tls.client_cert, tls.client_key)
     except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load TLS files: {exc}") from None
+        raise UsageError(
+            f"cannot load the client certificate {tls.client_cert} "
+            f"(key {tls.client_key or 'in the same file'}): {_tls_reason(exc)}"
+        ) from None
     if tls.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we warn ourselves
         return {"ssl_context": context, "cert_reqs": "CERT_NONE", "assert_hostname": False}
     return {"ssl_context": context}
+
+
+def _tls_reason(exc: OSError) -> str:
+    return exc.strerror or str(exc.reason if hasattr(exc, "reason") else exc)
 
 
 def _reason(exc: BaseException) -> str:
@@ -139,19 +150,31 @@ def reading_body() -> Iterator[None]:
         raise ContentRefused(f"body cut short: {_reason(exc)}") from None
 
 
+# What an Authorization header can carry: a secret with a line break or a control
+# character in it would make http.client raise, with the secret in the message.
+_HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
+
+
 def authorization(
     token_file: str | None, basic_auth_file: str | None, token: str | None
 ) -> str | None:
     """The Authorization header, its secret read now: a rotated Secret is picked up
-    at the next pass without a restart."""
+    at the next pass without a restart. Errors name the file, never what is in it."""
+    where, secret, scheme = "ALERTAGENT_TOKEN", token, "Bearer"
     try:
         if token_file:
-            return "Bearer " + Path(token_file).read_text().strip()
-        if basic_auth_file:
-            pair = Path(basic_auth_file).read_text().strip()
-            return "Basic " + base64.b64encode(pair.encode()).decode()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read a credentials file: {exc.strerror}: {exc.filename}"
-        ) from None
-    return f"Bearer {token}" if token else None
+            where = token_file
+            secret = Path(token_file).read_text().strip()
+        elif basic_auth_file:
+            where, scheme = basic_auth_file, "Basic"
+            secret = Path(basic_auth_file).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise UsageError(f"cannot read the credentials file {where}: {reason}") from None
+    if not secret:
+        return None
+    if not _HEADER_TEXT.fullmatch(secret):
+        raise UsageError(f"the credentials in {where} hold characters a header cannot carry")
+    if scheme == "Basic":
+        secret = base64.b64encode(secret.encode()).decode()
+    return f"{scheme} {secret}"

@@ -133,11 +133,13 @@ def read_shape(content: bytes | BinaryIO) -> Shape:
                     else "a scalar"
                 )  # fmt: skip
             if parent is not None and parent.is_mapping and parent.expecting_key:
+                # A key. Prometheus and Alertmanager keys are plain words: a list or a
+                # mapping as a key (`? [a, b]`) is not a config of theirs.
+                if isinstance(event, yaml.CollectionStartEvent):
+                    raise ContentRefused("source served YAML with a collection as a mapping key")
                 parent.key = event.value if isinstance(event, yaml.ScalarEvent) else None
                 parent.expecting_key = False
-                _finish(stack, anchors, event.anchor, 1)
-                continue
-            if parent is not None:
+            elif parent is not None:
                 parent.children += 1
                 parent.expecting_key = True
             if isinstance(event, yaml.AliasEvent):

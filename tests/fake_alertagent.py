@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -84,6 +85,9 @@ class FakeAlertAgent:
 
     ``config_hash`` overrides the advertised hash (X-Config-Hash / envelope config_hash, and
     what the "raw-hash" etag mode compares with); the quoted ETag is always the real sha256.
+    ``tls``: a server-side context (certificate, and client verification for mutual TLS):
+    the fake then serves HTTPS and ``url`` starts with https://. The handshake happens in
+    the connection's own thread, so a client that fails it never stalls the others.
     """
 
     def __init__(
@@ -96,6 +100,7 @@ class FakeAlertAgent:
         content: bytes = b"global:\n  scrape_interval: 15s\n",
         version: str = "v1",
         config_hash: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         assert dialect in ("raw", "envelope"), dialect
         assert envelope_key in ("status", "code"), envelope_key
@@ -115,7 +120,12 @@ class FakeAlertAgent:
         self._closed = threading.Event()
         self._conns: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _make_handler(self))
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -216,6 +226,14 @@ def _json_reply(status: int, doc: dict[str, Any]) -> Reply:
     return Reply(status, {"Content-Type": "application/json"}, json.dumps(doc).encode())
 
 
+def _handshake(conn: socket.socket, timeout: float = 10) -> None:
+    """Complete a TLS server handshake (a no-op for plain TCP), bounded in time."""
+    if isinstance(conn, ssl.SSLSocket):
+        conn.settimeout(timeout)
+        conn.do_handshake()
+        conn.settimeout(None)
+
+
 def _reason(status: int) -> str:
     try:
         return HTTPStatus(status).phrase
@@ -229,11 +247,17 @@ def _make_handler(agent: FakeAlertAgent) -> type[BaseHTTPRequestHandler]:
         rfile: Any
 
         def setup(self) -> None:
+            with agent._cond:
+                agent._conns.add(self.request)
+            try:
+                _handshake(self.request)
+            except OSError:
+                with agent._cond:
+                    agent._conns.discard(self.request)
+                raise  # the server's handle_error drops it quietly
             super().setup()
             self.rfile = _CountingReader(self.rfile)
             self._mark = 0  # bytes consumed by earlier requests on this connection
-            with agent._cond:
-                agent._conns.add(self.connection)
 
         def finish(self) -> None:
             with agent._cond:

@@ -1,10 +1,24 @@
 """A stand-in for targets the real binaries cannot play: one that hangs on /-/reload,
 answers 200 without reloading, or exposes no reload metrics at all."""
 
+import ssl
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Self
+from typing import Any, Self
+
+from tests.fake_alertagent import _handshake
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ssl.SSLError):
+            return  # a client that refused our certificate (or we its): part of the TLS tests
+        super().handle_error(request, client_address)
 
 
 class FakeTarget:
@@ -16,6 +30,7 @@ class FakeTarget:
         reload_body: bytes = b"",
         hang_on_reload: bool = False,
         metrics: str | None = "fresh",  # "fresh", "stale", "failed", or None: no reload metrics
+        tls: ssl.SSLContext | None = None,  # serve HTTPS with this server-side context
     ) -> None:
         self.ready_status = ready_status
         self.reload_status = reload_status
@@ -26,10 +41,13 @@ class FakeTarget:
         self.hits: list[str] = []  # "METHOD /path" of every request
         self._closed = threading.Event()
         self.last_reload = time.time() - 3600  # an hour ago
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = _Server(("127.0.0.1", 0), _handler(self))
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
         self.reload_url = self.url + "/-/reload"
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
@@ -56,6 +74,10 @@ class FakeTarget:
 
 def _handler(target: FakeTarget) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        def setup(self) -> None:
+            _handshake(self.request)
+            super().setup()
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 
