@@ -4,8 +4,6 @@ Each test runs the installed `syncjob` as a user would (a subprocess against loo
 fakes: FakeAlertAgent, FakeTarget and a recording Pushgateway, over HTTP or over HTTPS
 with certificates made by trustme), except the hostile-input tests, which drive
 `run_once` or the validator in-process so that hypothesis can try hundreds of answers.
-Each test drives the installed command (or the pass in-process, for the property tests)
-and looks for the effect a user or an attacker would see.
 """
 
 import base64
