@@ -9,12 +9,11 @@ import typer
 from syncjob import __version__
 from syncjob.errors import MEANINGS, ExitCode, UsageError
 from syncjob.output import setup_logging, usage_error
+from syncjob.settings import BY_FIELD, FOR_A_PASS, SETTINGS, Setting, Settings, parse_bool, resolve
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: a no-op pass must not pay for what it skips
     from syncjob.source import Source
     from syncjob.target import Target
-
-from syncjob.settings import BY_FIELD, FOR_A_PASS, SETTINGS, Setting, Settings, parse_bool, resolve
 
 log = logging.getLogger("syncjob")
 
