@@ -49,7 +49,8 @@ def sync(
         return
     resolved = _settings(ctx)
     setup_logging(resolved.json_logs, resolved.log_level)
-    raise typer.Exit(sidecar(resolved) if loop else one_shot(resolved))
+    source, target = _peers(resolved)
+    raise typer.Exit((sidecar if loop else one_shot)(resolved, source, target))
 
 
 def _setting_option(setting: Setting) -> inspect.Parameter:
@@ -99,22 +100,21 @@ def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Set
 
 
 def _peers(settings: Settings) -> tuple["Source", "Target | None"]:
-    """AlertAgent and the target, as configured; UsageError when a TLS file is wrong."""
+    """AlertAgent and the target, as configured; exit 2 when a TLS file is wrong."""
     from syncjob.source import Source
     from syncjob.target import Target
 
-    return Source(settings), (Target(settings) if settings.reload_url else None)
-
-
-def one_shot(settings: Settings) -> int:
-    """One pass with the real source and target; a bug is logged with its traceback."""
-    from syncjob.sync import run_once
-
     try:
-        source, target = _peers(settings)
+        return Source(settings), (Target(settings) if settings.reload_url else None)
     except UsageError as exc:
         usage_error(str(exc))
-        return ExitCode.USAGE
+        raise typer.Exit(ExitCode.USAGE) from None
+
+
+def one_shot(settings: Settings, source: "Source", target: "Target | None") -> int:
+    """One pass; a bug is logged with its traceback (exit 1)."""
+    from syncjob.sync import run_once
+
     try:
         outcome = run_once(settings, source=source, target=target)
     except Exception:
@@ -127,14 +127,10 @@ def one_shot(settings: Settings) -> int:
     return int(outcome.exit_code)
 
 
-def sidecar(settings: Settings) -> int:
+def sidecar(settings: Settings, source: "Source", target: "Target | None") -> int:
+    """Passes until SIGTERM, serving /healthz /ready /metrics /status."""
     from syncjob.loop import serve
 
-    try:
-        source, target = _peers(settings)
-    except UsageError as exc:
-        usage_error(str(exc))
-        return ExitCode.USAGE
     try:
         return serve(settings, source=source, target=target)
     except OSError as exc:  # e.g. the port is taken

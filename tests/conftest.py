@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+from tests.cli import start_loop  # noqa: F401
 from tests.disks import tiny_fs  # noqa: F401
 from tests.targets import alertmanager, fake_agent, prometheus, pushgateway  # noqa: F401
 

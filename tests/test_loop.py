@@ -2,9 +2,7 @@
 Prometheus; its HTTP endpoints, signals, and what happens when the source goes down."""
 
 import json
-import os
 import signal
-import subprocess
 import time
 import urllib.request
 
@@ -16,70 +14,9 @@ from syncjob.server import Views, stuck_after
 from syncjob.settings import resolve
 from syncjob.state import State
 from syncjob.sync import Outcome
-from tests.cli import SYNCJOB, pass_env
+from tests.cli import pass_env
 from tests.fake_alertagent import Reply
-from tests.targets import free_port, http_request, wait_until
-
-
-class LoopProcess:
-    def __init__(self, env: dict[str, str], log_path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(
-            [str(SYNCJOB), "--loop"],
-            env={**os.environ, **env, "HTTP_PORT": str(self.port), "HTTP_ADDRESS": "127.0.0.1"},
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-        )
-        wait_until(self._listening, 15, "the loop's HTTP server")
-
-    def _listening(self) -> bool:
-        assert self.proc.poll() is None, self.log()
-        try:
-            return self.get("/healthz")[0] in (200, 503)
-        except OSError:
-            return False
-
-    def get(self, path: str, method: str = "GET") -> tuple[int, bytes]:
-        return http_request(method, self.url + path, timeout=5)
-
-    def json(self, path: str) -> tuple[int, dict]:
-        status, body = self.get(path)
-        return status, json.loads(body)
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def records(self) -> list[dict]:
-        return [json.loads(line) for line in self.log().splitlines() if line.startswith("{")]
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-
-@pytest.fixture
-def start_loop(tmp_path):
-    started = []
-
-    def start(env):
-        loop = LoopProcess(env, tmp_path / f"loop{len(started)}.log")
-        started.append(loop)
-        return loop
-
-    yield start
-    for loop in started:
-        loop.stop()
-
+from tests.targets import http_request, wait_until
 
 PROM = (
     "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: {}\n    static_configs: []\n"

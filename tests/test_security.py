@@ -34,7 +34,6 @@ from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import FakeAlertAgent, Reply, _handshake
 from tests.fake_target import FakeTarget, _Server
 from tests.targets import free_port, wait_until
-from tests.test_loop import LoopProcess
 
 CONFIG = b"global:\n  scrape_interval: 15s\n"
 CONFIG_V2 = b"global:\n  scrape_interval: 30s\n"
@@ -145,20 +144,6 @@ def recorder():
 
 
 @pytest.fixture
-def loops(tmp_path):
-    started: list[LoopProcess] = []
-
-    def start(env: dict[str, str]) -> LoopProcess:
-        loop = LoopProcess(env, tmp_path / f"loop{len(started)}.log")
-        started.append(loop)
-        return loop
-
-    yield start
-    for loop in started:
-        loop.stop()
-
-
-@pytest.fixture
 def secrets(tmp_path) -> dict[str, str]:
     """The credential files, in their own folder so the leak scan can leave them out."""
     folder = tmp_path / "secrets"
@@ -186,14 +171,14 @@ def test_the_token_file_is_sent_as_a_bearer_token_and_read_again_at_every_pass(a
     assert auth_headers(agent) == ["Bearer first-token", "Bearer rotated-token"]
 
 
-def test_a_loop_sends_a_rotated_token_without_a_restart(agent, tmp_path, loops):
+def test_a_loop_sends_a_rotated_token_without_a_restart(agent, tmp_path, start_loop):
     token = tmp_path / "token"
     token.write_text("first-token\n")
     env = env_for(
         agent.url, tmp_path / "etc" / "prometheus.yml",
         ALERTAGENT_TOKEN_FILE=str(token), SYNC_INTERVAL="1h",
     )  # fmt: skip
-    loop = loops(env)
+    loop = start_loop(env)
     wait_until(lambda: loop.get("/ready")[0] == 200, 10, "the first pass")
     token.write_text("rotated-token\n")
     loop.proc.send_signal(signal.SIGHUP)  # the next pass, now rather than in an hour
@@ -257,11 +242,13 @@ def test_a_credential_with_a_line_break_is_refused_without_showing_it(
     assert run.code == code  # a usage error; and a push never changes the pass's code
 
 
-def test_a_loop_goes_on_when_the_pushgateway_token_is_unusable(agent, recorder, tmp_path, loops):
+def test_a_loop_goes_on_when_the_pushgateway_token_is_unusable(
+    agent, recorder, tmp_path, start_loop
+):
     token = tmp_path / "secrets" / "push-token"
     token.parent.mkdir()
     token.write_text(MULTILINE)
-    loop = loops(
+    loop = start_loop(
         env_for(
             agent.url, tmp_path / "etc" / "prometheus.yml", SYNC_INTERVAL="1h",
             PUSHGATEWAY_URL=recorder.url, PUSHGATEWAY_TOKEN_FILE=str(token),
@@ -373,7 +360,7 @@ def test_no_failure_path_leaks_a_secret(
     assert all("authorization" not in r.headers for r in elsewhere.requests)
 
 
-def test_a_loop_shows_no_secret_on_its_endpoints(agent, recorder, secrets, tmp_path, loops):
+def test_a_loop_shows_no_secret_on_its_endpoints(agent, recorder, secrets, tmp_path, start_loop):
     agent.script(json_reply(401, {"code": 401, "message": "invalid token"}))
     env = env_for(
         agent.url, tmp_path / "etc" / "prometheus.yml",
@@ -381,7 +368,7 @@ def test_a_loop_shows_no_secret_on_its_endpoints(agent, recorder, secrets, tmp_p
         ALERTAGENT_TOKEN_FILE=secrets["token"],
         PUSHGATEWAY_URL=recorder.url, PUSHGATEWAY_TOKEN_FILE=secrets["push"],
     )  # fmt: skip
-    loop = loops(env)
+    loop = start_loop(env)
     pages = ["/status", "/health", "/healthz", "/ready", "/metrics", "/metrics?format=json"]
 
     seen: list[str] = []
@@ -495,7 +482,9 @@ def test_mutual_tls_needs_the_client_certificate(pki, tmp_path):
 INSECURE_WARNING = "AlertAgent's TLS certificate is not verified"
 
 
-def test_insecure_skip_verify_accepts_an_unknown_ca_and_warns_at_every_pass(pki, tmp_path, loops):
+def test_insecure_skip_verify_accepts_an_unknown_ca_and_warns_at_every_pass(
+    pki, tmp_path, start_loop
+):
     with FakeAlertAgent(content=CONFIG, tls=pki.context()) as agent:
         env = env_for(
             agent.url, tmp_path / "etc" / "prometheus.yml",
@@ -507,7 +496,7 @@ def test_insecure_skip_verify_accepts_an_unknown_ca_and_warns_at_every_pass(pki,
             f"{INSECURE_WARNING} (--insecure-skip-verify)"
         ]
 
-        loop = loops(env)
+        loop = start_loop(env)
         wait_until(lambda: loop.get("/ready")[0] == 200, 10, "the loop's first pass")
         loop.proc.send_signal(signal.SIGHUP)
         agent.wait_for_requests(3)
