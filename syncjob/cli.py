@@ -115,6 +115,11 @@ def one_shot(settings: Settings, source: "Source", target: "Target | None") -> i
     """One pass; a bug is logged with its traceback (exit 1)."""
     from syncjob.sync import run_once
 
+    if settings.splay:  # before the lock: a waiting pass holds nothing
+        import random
+        import time
+
+        time.sleep(random.uniform(0, settings.splay))  # noqa: S311 - spreading, not secrets
     try:
         outcome = run_once(settings, source=source, target=target)
     except Exception:

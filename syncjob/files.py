@@ -35,9 +35,15 @@ def file_hash(path: Path) -> str | None:
 
 
 class Spool:
-    """Bytes on their way to replacing `target`: hashed as they arrive and written to a
-    temporary file beside it (made at the first byte), so that a config of any size is
-    never held in memory, and the swap is a rename. Removed unless swapped in."""
+    """Bytes on their way to replacing `target`, hashed as they arrive.
+
+    Up to MEMORY bytes stay in memory, so that a poll that changes nothing (the source
+    without conditional requests sends the same config again) touches no disk; past
+    that, and whenever the bytes are to be swapped in, they go to a temporary file
+    beside the target, so a config of any size is never held in memory whole and the
+    swap is a rename. Removed unless swapped in."""
+
+    MEMORY = 1 << 20
 
     def __init__(self, target: Path) -> None:
         self.target = target
@@ -49,6 +55,7 @@ class Spool:
         self.size = 0
         self.head = b""  # the first bytes, to recognise an HTML error page
         self._hash = hashlib.sha256()
+        self._buffer = bytearray()
         self._file: BinaryIO | None = None
 
     @property
@@ -56,12 +63,10 @@ class Spool:
         return self._hash.hexdigest()
 
     def write(self, chunk: bytes) -> None:
-        if self._file is None:
-            self._file = self._create()
-        try:
-            self._file.write(chunk)
-        except OSError as exc:
-            raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
+        if self._file is None and len(self._buffer) + len(chunk) <= self.MEMORY:
+            self._buffer += chunk
+        else:
+            self._spill(chunk)
         self._hash.update(chunk)
         self.size += len(chunk)
         if len(self.head) < 64:
@@ -70,8 +75,8 @@ class Spool:
     def finish(self, *, like: Path | None = None, mask: int = 0o7777) -> None:
         """Whole and durable, with the mode (within `mask`) and owner of `like` (the
         target by default), so the swap changes nothing but bytes."""
-        if self._file is None:
-            self._file = self._create()  # an empty config is a file too
+        self._spill(b"")  # to disk now, if it was all in memory (an empty config too)
+        assert self._file is not None
         try:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -91,6 +96,17 @@ class Spool:
             self._file.close()
         with contextlib.suppress(OSError):  # gone already (swapped in); else the next pass
             os.unlink(self.path)
+
+    def _spill(self, chunk: bytes) -> None:
+        """Write to the temporary file, making it (with what memory held) if need be."""
+        try:
+            if self._file is None:
+                self._file = self._create()
+                self._file.write(self._buffer)
+                self._buffer = bytearray()
+            self._file.write(chunk)
+        except OSError as exc:
+            raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
 
     def _create(self) -> BinaryIO:
         try:

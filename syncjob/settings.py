@@ -199,6 +199,9 @@ SETTINGS = (
             "bearer token for AlertAgent, read from this file at every pass"),
     Setting("basic_auth_file", "ALERTAGENT_BASIC_AUTH_FILE", "--basic-auth-file", None, "PATH",
             _text, "`user:password` for AlertAgent, read from this file at every pass"),
+    Setting("splay", "SPLAY", "--splay", "0s", "DURATION", _duration,
+            "one pass: first wait a random time up to this, so a fleet that cron starts at the "
+            "same minute does not reach AlertAgent all at once"),
     Setting("log_level", "LOG_LEVEL", "--log-level", "info", "LEVEL", _level,
             "debug, info, warning or error"),
     *_tls_settings("ALERTAGENT", "", "AlertAgent"),
@@ -246,6 +249,7 @@ class Settings:
     report_status: bool
     token_file: str | None
     basic_auth_file: str | None
+    splay: float
     log_level: str
     ca_file: str | None
     client_cert: str | None

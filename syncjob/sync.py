@@ -225,6 +225,12 @@ def _log(settings: Settings, outcome: Outcome) -> None:
     }
     if outcome.ok:
         log.info("pass %s", outcome.summary, extra={"fields": fields})
+    elif outcome.state is None:  # another pass has the lock: nothing wrong, nothing done
+        log.warning(
+            "pass skipped: %s",
+            outcome.summary,
+            extra={"fields": {**fields, "error": outcome.summary}},
+        )
     else:
         log.error(
             "pass failed: %s",

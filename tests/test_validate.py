@@ -147,7 +147,7 @@ def test_emptying_the_current_config_is_refused(
     config_type: str, current: bytes, new: bytes, what: str, count: int
 ) -> None:
     assert refused(new, config_type, current=current) == (
-        f"the new config has no {what} but the current one has {count}: refused "
+        f"the new config has no {what} but the current one has some: refused "
         "(ALLOW_EMPTY / --allow-empty accepts it)"
     )
     check(new, current, config_type, allow_empty=True)
