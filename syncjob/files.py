@@ -19,10 +19,6 @@ TEMP_SUFFIX = ".syncjob.tmp"
 NEW_FILE_MODE = 0o644
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def file_hash(path: Path) -> str | None:
     """SHA-256 hex of the file's bytes, or None when there is no file."""
     try:

@@ -193,15 +193,14 @@ class _Pass:
         """Put the last good config back, make the target take it again, and say so (76)."""
         bad = self.state.applied_hash
         self.state = replace(self.state, pending_reload=False, rejected_hash=bad)
-        try:
-            good = self.settings.last_good_path.read_bytes()
-        except FileNotFoundError:
+        good = files.file_hash(self.settings.last_good_path)
+        if good is None:
             raise TargetRejected(
                 f"{rejected}; no last good copy to roll back to (first pass): "
                 "the rejected file stays in place"
-            ) from None
-        files.write_atomic(self.settings.config_path, good)
-        self.state = replace(self.state, applied_hash=files.sha256(good), pending_reload=True)
+            )
+        files.copy_atomic(self.settings.last_good_path, self.settings.config_path)
+        self.state = replace(self.state, applied_hash=good, pending_reload=True)
         ledger.save(self.settings.state_path, self.state)
         assert self.target is not None
         try:
@@ -225,7 +224,8 @@ def _log(settings: Settings, outcome: Outcome) -> None:
     }
     if outcome.ok:
         log.info("pass %s", outcome.summary, extra={"fields": fields})
-    elif outcome.state is None:  # another pass has the lock: nothing wrong, nothing done
+    elif outcome.state is None and outcome.exit_code == ExitCode.TRY_LATER:
+        # another pass has the lock: nothing wrong, nothing done
         log.warning(
             "pass skipped: %s",
             outcome.summary,
