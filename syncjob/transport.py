@@ -8,7 +8,6 @@ import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,7 @@ class Backoff(Retry):
     RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
 
     def get_backoff_time(self) -> float:
-        errors = len(list(takewhile(lambda h: h.redirect_location is None, reversed(self.history))))
+        errors = len(self.history)  # redirects never enter it: Source follows them itself
         if errors == 0:
             return 0.0
         return float(min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1)))

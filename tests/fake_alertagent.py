@@ -80,6 +80,24 @@ class _Server(ThreadingHTTPServer):
         pass  # clients that hang up mid-answer are part of the tests, not failures
 
 
+def serve_in_thread(
+    server: ThreadingHTTPServer, tls: ssl.SSLContext | None
+) -> tuple[str, threading.Thread]:
+    """Serve `server` (over TLS when given a context) in a daemon thread: its URL."""
+    if tls is not None:
+        # The handshake happens in each connection's own thread (_handshake), so a client
+        # that fails it never stalls the server.
+        server.socket = tls.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+    scheme = "https" if tls is not None else "http"
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    return f"{scheme}://127.0.0.1:{server.server_address[1]}", thread
+
+
 class FakeAlertAgent:
     """AlertAgent on 127.0.0.1 at a free port, serving ``content`` at ``api_path``.
 
@@ -120,16 +138,7 @@ class FakeAlertAgent:
         self._closed = threading.Event()
         self._conns: set[socket.socket] = set()
         self._server = _Server(("127.0.0.1", 0), _make_handler(self))
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self.url, self._thread = serve_in_thread(self._server, tls)
 
     def set_config(self, content: bytes, version: str | None = None) -> None:
         with self._cond:

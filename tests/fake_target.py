@@ -8,7 +8,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
-from tests.fake_alertagent import _handshake
+from tests.fake_alertagent import _handshake, serve_in_thread
 
 
 class _Server(ThreadingHTTPServer):
@@ -42,14 +42,8 @@ class FakeTarget:
         self._closed = threading.Event()
         self.last_reload = time.time() - 3600  # an hour ago
         self._server = _Server(("127.0.0.1", 0), _handler(self))
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(
-                self._server.socket, server_side=True, do_handshake_on_connect=False
-            )
-        scheme = "https" if tls is not None else "http"
-        self.url = f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
+        self.url, _ = serve_in_thread(self._server, tls)
         self.reload_url = self.url + "/-/reload"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
 
     def metrics_text(self) -> str:
         if self.metrics is None:
