@@ -5,7 +5,9 @@ side with the shell a user would otherwise write, in one run.
 
 Baseline: `curl -sf -o tmp URL && sha256sum tmp && mv tmp config`. syncjob: one pass that
 writes (the checker off, as the baseline checks nothing; the YAML is still read whole to
-validate it). Peak RSS of each process (wait4), against a no-change pass's.
+validate it). Peak RSS of each process (wait4), against a no-change pass's. Beside them,
+the least any full syntax check costs on this stack: libyaml's C parser reading the same
+file, building nothing (`CParser.raw_parse`), in a process of its own.
 
 The fake AlertAgent runs in its own process (benchmarks/fake_agent_server.py) and the
 config is generated straight to a file: Linux charges a child, at exec, with the peak RSS
@@ -39,6 +41,19 @@ def measure(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     return time.perf_counter() - started, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+
+
+def libyaml_parse(path: Path) -> float:
+    """Seconds libyaml's C parser takes to read `path` through, building no Python objects."""
+    code = """if True:
+        import sys, time
+        from yaml import CSafeLoader
+        with open(sys.argv[1], "rb") as f:
+            started = time.perf_counter()
+            CSafeLoader(f).raw_parse()
+        print(time.perf_counter() - started)"""
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, check=True)
+    return float(out.stdout)
 
 
 def main() -> None:
@@ -80,18 +95,19 @@ def main() -> None:
                 _, no_change_rss, code = measure([str(SYNCJOB)], env)  # a 304
                 assert code == 0
                 assert [r.status for r in agent.records()][-1] == 304
+            parse = statistics.median(libyaml_parse(source) for _ in range(args.runs))
         b, s = statistics.median(baseline), statistics.median(passes)
-        rows.append((mib, b, s, max(rss), no_change_rss))
+        rows.append((mib, b, s, parse, max(rss), no_change_rss))
 
     print(f"median of {args.runs} runs; peak RSS: the largest of the runs")
     print(
-        f"{'MiB':>4} {'baseline s':>11} {'syncjob s':>10} {'ratio':>6} "
+        f"{'MiB':>4} {'baseline s':>11} {'syncjob s':>10} {'ratio':>6} {'libyaml parse':>14} "
         f"{'peak RSS MiB':>13} {'no-change':>10} {'above':>7}"
     )
-    for mib, b, s, peak, no_change in rows:
+    for mib, b, s, parse, peak, no_change in rows:
         print(
-            f"{mib:>4} {b:>11.2f} {s:>10.2f} {s / b:>5.1f}x {peak:>13.1f} "
-            f"{no_change:>10.1f} {peak - no_change:>+7.1f}"
+            f"{mib:>4} {b:>11.2f} {s:>10.2f} {s / b:>5.1f}x {parse:>8.2f} {parse / b:>4.1f}x "
+            f"{peak:>13.1f} {no_change:>10.1f} {peak - no_change:>+7.1f}"
         )
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(this process's own peak RSS, a floor under every RSS figure: {floor:.1f} MiB)")

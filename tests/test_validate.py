@@ -103,7 +103,8 @@ def test_values_are_never_constructed(content: bytes) -> None:
 )
 @pytest.mark.parametrize("config_type", ["prometheus", "alertmanager", "prometheus-rules"])
 def test_not_a_mapping_is_refused(content: bytes, got: str, config_type: str) -> None:
-    assert refused(content, config_type) == f"a {config_type} config must be a YAML mapping, {got}"
+    expected = f"the {config_type} config must be a YAML mapping, {got}"
+    assert refused(content, config_type) == expected
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_not_a_mapping_is_refused(content: bytes, got: str, config_type: str) ->
 )
 @pytest.mark.parametrize("config_type", ["prometheus-rules", "vmalert"])
 def test_rules_without_a_groups_list_are_refused(content: bytes, config_type: str) -> None:
-    assert refused(content, config_type) == f"a {config_type} file must have a `groups` list"
+    assert refused(content, config_type) == f"the {config_type} file must have a `groups` list"
 
 
 def test_groups_are_not_required_of_a_prometheus_config() -> None:
