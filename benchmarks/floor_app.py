@@ -1,7 +1,15 @@
-"""The floor of any CLI on this stack: a one-option typer app that imports urllib3 and exits."""
+"""The floor of any CLI on this stack: a one-option typer app that imports urllib3 and exits.
+
+With FLOOR_PUSH set it also imports prometheus_client, the floor for a pass that pushes.
+"""
+
+import os
 
 import typer
 import urllib3  # noqa: F401 - the import is the cost being measured
+
+if os.environ.get("FLOOR_PUSH"):
+    import prometheus_client  # noqa: F401
 
 app = typer.Typer(add_completion=False)
 
