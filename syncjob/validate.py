@@ -29,8 +29,7 @@ _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool",
 
 # Sequences whose items are what "alerting" means for each type: rules and receivers.
 _COUNTED = {("groups", "*", "rules"): "rules", ("receivers",): "receivers"}
-_ALERTING = {"prometheus-rules": ("groups", "*", "rules"), "vmalert": ("groups", "*", "rules"),
-             "alertmanager": ("receivers",)}  # fmt: skip
+_ALERTING = {**dict.fromkeys(RULE_TYPES, ("groups", "*", "rules")), "alertmanager": ("receivers",)}
 
 
 def check(
@@ -96,9 +95,8 @@ class Shape:
 
 
 def _alerting_size(shape: Shape, config_type: str) -> int:
-    if config_type in RULE_TYPES:
-        return shape.rules
-    return shape.receivers if config_type == "alertmanager" else 0
+    path = _ALERTING.get(config_type)
+    return getattr(shape, _COUNTED[path]) if path else 0
 
 
 def _judge(content: bytes | BinaryIO, config_type: str) -> Shape:
