@@ -42,8 +42,10 @@ _LINE_STARTS = re.compile(rb"\n(?:---|\.\.\.|%%|[ \t?:-]{%d})" % MAX_RUN)
 
 # With spaces and tabs deleted, each byte mapped to its class: a line break `;`, a colon
 # `:`, `-` or `,` as `-`, `?`, an opening bracket `[`, a closing one `]`, a node property
-# (`&` anchor, `*` alias, `!` tag) `&`, a quote `"`, and anything else `a`.
-_CLASS_OF = dict(zip(b"\n:-,?[{]}&*!\"'", b';:--?[[]]&&&""', strict=True))
+# (`&` anchor, `*` alias, `!` tag) `&`, and anything else `a`; but for `"`, where a quote
+# or a comment (`#`) may begin: what they hold is not read as libyaml reads it, so no
+# search may look past them (`[a, # ]` leaves the collection open).
+_CLASS_OF = dict(zip(b"\n:-,?[{]}&*!\"'#", b';:--?[[]]&&&"""', strict=True))
 _CLASSES = bytes(_CLASS_OF.get(byte, ord("a")) for byte in range(256))
 _SPACES = b" \t"
 
@@ -55,8 +57,9 @@ _NOT_PLAIN = [
     for p in (
         rb"&(?<=[;:\-?\[]&)",  # an anchor, an alias or a tag
         rb"\?(?<=[;:\-?\[]\?)",  # an explicit key, which may be a collection
-        # A flow collection that does not close on its line before any bracket, quote or
-        # break: it may nest, or hold a key that is one. Closing there, it adds one level.
+        # A flow collection that does not close on its line before any bracket, quote,
+        # comment or break: it may nest, or hold a key that is one. Closing there, it adds
+        # one level.
         rb"\[(?<=[;:\-?]\[)(?![^\[\]\";]*\])",
         # A flow collection as a mapping key: its `:` may come after more of the line
         # (`[]a: b` reads as the key `[]`, then fails), never on another line.

@@ -27,9 +27,15 @@ MAX_ALIAS_EXPANSION = 1_000_000  # nodes that aliases may add, counted as if cop
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map",
                "seq", "timestamp", "binary", "merge")}  # fmt: skip
 
+# A node's path from the top: mapping keys, and ITEM for a sequence's items. Not a string,
+# so that no key (a `'*'` key, say) can pass for an item.
+ITEM = 0
+_Path = tuple[str | int | None, ...]  # None: a key that is not a scalar
+
 # Sequences whose items are what "alerting" means for each type: rules and receivers.
-_COUNTED = {("groups", "*", "rules"): "rules", ("receivers",): "receivers"}
-_ALERTING = {**dict.fromkeys(RULE_TYPES, ("groups", "*", "rules")), "alertmanager": ("receivers",)}
+_RULES: _Path = ("groups", ITEM, "rules")
+_COUNTED: dict[_Path, str] = {_RULES: "rules", ("receivers",): "receivers"}
+_ALERTING: dict[str, _Path] = {**dict.fromkeys(RULE_TYPES, _RULES), "alertmanager": ("receivers",)}
 
 
 def check(
@@ -124,7 +130,7 @@ def _judge(content: bytes | BinaryIO, config_type: str) -> Shape:
 class _Node:
     """An open collection while the events stream by."""
 
-    path: tuple[str, ...]
+    path: _Path
     is_mapping: bool
     anchor: str | None
     size: int = 1  # nodes in it so far, aliases counted as copies
@@ -159,7 +165,7 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
                 continue
             if isinstance(event, yaml.CollectionEndEvent):
                 node = stack.pop()
-                if counted := _COUNTED.get(node.path):
+                if not node.is_mapping and (counted := _COUNTED.get(node.path)):
                     setattr(shape, counted, getattr(shape, counted) + node.children)
                 _finish(stack, anchors, node.anchor, node.size)
                 continue
@@ -186,7 +192,7 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
             elif parent is not None:
                 parent.children += 1
                 parent.expecting_key = True
-                if alerting is not None and parent.path == alerting:
+                if alerting is not None and parent.path == alerting and not parent.is_mapping:
                     setattr(shape, _COUNTED[alerting], 1)
                     return shape
             if isinstance(event, yaml.AliasEvent):
@@ -213,10 +219,10 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
     return shape
 
 
-def _child_path(parent: _Node | None) -> tuple[str, ...]:
+def _child_path(parent: _Node | None) -> _Path:
     if parent is None:
         return ()
-    return (*parent.path, (parent.key or "?") if parent.is_mapping else "*")
+    return (*parent.path, parent.key if parent.is_mapping else ITEM)
 
 
 def _finish(stack: list[_Node], anchors: dict[str, int], anchor: str | None, size: int) -> None:

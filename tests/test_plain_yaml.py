@@ -115,6 +115,10 @@ SAME = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 @example(b"[a, b]: c\ngroups: []\n", "prometheus-rules", False)
 @example(b"? [a]\n: b\n", "prometheus", False)
 @example(b"[]groups:\n", "prometheus-rules", False)
+@example(b"{ #}\n[a]}\n", "prometheus", False)  # a comment hid the collection's closing
+@example(b"x: [ #]\n" + b" [ #]\n" * 250 + b" " + b"]" * 251 + b"\n", "prometheus", False)
+@example(b"x: { #}\n [a]\n : b}\n", "prometheus", False)
+@example(b"groups:\n  '*':\n    rules: [x]\ngroups: []\n", "prometheus-rules", False)
 @example(b"a: !!python/object:os.system x\n", "prometheus", False)
 @example(b"groups: []\nreceivers:\n  - x\n", "prometheus-rules", True)
 @example(nested(150, flow=False), "prometheus", False)
@@ -164,6 +168,7 @@ def test_a_rules_file_as_rendered_is_plain() -> None:
         b"a: [[b]]\n",  # nested flow
         b"a: {b: 'c'}\n",  # a quote inside a flow collection
         b"a: [b,\n  c]\n",  # a flow collection over two lines
+        b"a: [b, # c]\n  d]\n",  # ... whose first line seems to close it, in a comment
         nested(70, flow=False, step=1),  # deeper than plain nesting allows
         b"a: 1\xe2\x80\xa8b: 2\n",  # a line break only libyaml knows
         b"\xff\xfea\x00:\x00",  # UTF-16
