@@ -22,29 +22,32 @@ from typing import BinaryIO
 
 # Block collections nest by indentation: a collection inside another starts at a greater
 # column, but for a sequence under a mapping key, which may share the key's column. So
-# nesting is at most twice the column a collection starts at (plus one flow level, below),
-# and that column is at most the length of its line's run of indentation and `-`, `?`,
-# `:` indicators (`  - - key: v`). Refusing runs of MAX_RUN bounds the depth.
+# block nesting is at most twice the column a collection starts at, and that column is at
+# most the length of its line's run of indentation and `-`, `?`, `:` indicators
+# (`  - - key: v`). Refusing runs of MAX_RUN bounds it; a plain flow collection (below)
+# adds at most two levels (`[a: b]` is a sequence holding a one-pair mapping).
 MAX_RUN = 64
-MAX_NESTING = 2 * MAX_RUN + 1  # the deepest a plain document can nest
+MAX_NESTING = 2 * MAX_RUN + 2  # the deepest a plain document can nest
 
-_BLOCK = 1 << 18  # bytes scanned at a time; a longer line is not scanned (the walk streams)
+# Bytes scanned at a time. A line longer than about twice that is not scanned: the walk,
+# which streams, reads it.
+_BLOCK = 1 << 18
 
 # libyaml also breaks lines at NEL, LS and PS, and a byte-order mark may start a document
 # or switch to UTF-16 (0xFE and 0xFF appear in no UTF-8 text): rare enough to leave to the
 # walk rather than teach the patterns below. CR is a line break too: it is read as LF.
 _UNSCANNED = re.compile(rb"\xc2\x85|\xe2\x80[\xa8\xa9]|\xef\xbb\xbf|[\xfe\xff]")
 
-# At the start of a line: a second document (`---`, `...`), a directive (`%`), or a run
-# of MAX_RUN indentation and indicators. A first line's `---` (the one document's start)
-# is blanked before this search.
+# At the start of a line: a second document (`---`, `...`), a directive (`%`, written
+# `%%` for the formatting below), or a run of MAX_RUN indentation and indicators. A first
+# line's `---` (the one document's start) is blanked before this search.
 _LINE_STARTS = re.compile(rb"\n(?:---|\.\.\.|%%|[ \t?:-]{%d})" % MAX_RUN)
 
 # With spaces and tabs deleted, each byte mapped to its class: a line break `;`, a colon
 # `:`, `-` or `,` as `-`, `?`, an opening bracket `[`, a closing one `]`, a node property
-# (`&` anchor, `*` alias, `!` tag) `&`, and anything else `a`; but for `"`, where a quote
-# or a comment (`#`) may begin: what they hold is not read as libyaml reads it, so no
-# search may look past them (`[a, # ]` leaves the collection open).
+# (`&` anchor, `*` alias, `!` tag) `&`, a quote or `#` (either may begin text that libyaml
+# reads otherwise: a quoted scalar, a comment) `"`, and anything else `a`. A search that
+# clears a flow collection must stop at `"`: `[a, # ]` leaves the collection open.
 _CLASS_OF = dict(zip(b"\n:-,?[{]}&*!\"'#", b';:--?[[]]&&&"""', strict=True))
 _CLASSES = bytes(_CLASS_OF.get(byte, ord("a")) for byte in range(256))
 _SPACES = b" \t"
@@ -62,8 +65,9 @@ _NOT_PLAIN = [
         # one level.
         rb"\[(?<=[;:\-?]\[)(?![^\[\]\";]*\])",
         # A flow collection as a mapping key: its `:` may come after more of the line
-        # (`[]a: b` reads as the key `[]`, then fails), never on another line.
-        rb"\][^;]*[:?]",
+        # (`[]a: b` reads as the key `[]`, then fails), never on another line. Only the
+        # last `]` before it matters: stopping at the next `]` keeps the search linear.
+        rb"\][^;\]]*[:?]",
     )
 ]
 

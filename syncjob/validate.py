@@ -64,7 +64,7 @@ def check(
     except ContentRefused:
         return  # a broken current file has nothing to protect
     if before and not _alerting_size(shape, config_type):
-        what = "rules" if config_type in RULE_TYPES else "receivers"
+        what = _COUNTED[_ALERTING[config_type]]
         raise ContentRefused(
             f"the new config has no {what} but the current one has some: refused "
             "(ALLOW_EMPTY / --allow-empty accepts it)"
@@ -73,7 +73,7 @@ def check(
 
 @contextmanager
 def _rewound(content: bytes | BinaryIO) -> Iterator[None]:
-    """Read a file through, then put it back at its start for the next reader."""
+    """Whatever the body reads of a file, put it back at its start for the next reader."""
     try:
         yield
     finally:
@@ -96,7 +96,7 @@ def _blank(content: bytes | BinaryIO) -> bool:
 class Shape:
     top: str = "nothing"  # "mapping", "a list", "a scalar", or "nothing"
     has_groups_list: bool = False
-    rules: int = 0
+    rules: int = 0  # read with `enough_for`: 1 for "some"
     receivers: int = 0
 
 
@@ -107,7 +107,7 @@ def _alerting_size(shape: Shape, config_type: str) -> int:
 
 def _judge(content: bytes | BinaryIO, config_type: str) -> Shape:
     """The new document's shape, refusing all that read_shape refuses, the fast way if plain."""
-    # Imported here: a pass that writes nothing compiles none of their patterns.
+    # Imported here: a pass that writes nothing compiles none of plain_yaml's patterns.
     from yaml import YAMLError, __with_libyaml__
 
     from syncjob import plain_yaml
@@ -147,7 +147,7 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
     lines into a 64 MiB file. What lies beyond is not judged: for the current file, and
     for a plain document whose syntax libyaml has already read through.
     """
-    alerting = _ALERTING.get(enough_for) if enough_for else None
+    alerting_path = _ALERTING.get(enough_for) if enough_for else None
     # PyYAML costs ~18 ms to import: only passes that write pay for it.
     import yaml
 
@@ -180,7 +180,7 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
                     else "a list" if isinstance(event, yaml.SequenceStartEvent)
                     else "a scalar"
                 )  # fmt: skip
-                if enough_for and alerting is None:
+                if enough_for and alerting_path is None:
                     return shape  # the top is all that is asked of this type
             if parent is not None and parent.is_mapping and parent.expecting_key:
                 # A key. Prometheus and Alertmanager keys are plain words: a list or a
@@ -192,8 +192,8 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
             elif parent is not None:
                 parent.children += 1
                 parent.expecting_key = True
-                if alerting is not None and parent.path == alerting and not parent.is_mapping:
-                    setattr(shape, _COUNTED[alerting], 1)
+                if parent.path == alerting_path and not parent.is_mapping:
+                    setattr(shape, _COUNTED[alerting_path], 1)
                     return shape
             if isinstance(event, yaml.AliasEvent):
                 if event.anchor not in anchors:

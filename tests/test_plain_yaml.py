@@ -4,6 +4,7 @@ would refuse: `check` gives the same verdict, word for word, with the scan and w
 
 import io
 import textwrap
+import time
 from typing import Any, BinaryIO
 
 import pytest
@@ -205,10 +206,28 @@ def test_a_file_is_judged_like_its_bytes(tmp_path: Any) -> None:
     )
     path = tmp_path / "rules.yml"
     verdicts = []
-    for content in (rules, rules + b"  - broken: [\n"):
+    for content in (rules, rules + b"  - broken: a: b\n"):
+        assert plain_yaml.is_plain(content)  # both go the fast way
         path.write_bytes(content)
         with path.open("rb") as f:
             verdicts.append(verdict(f, "prometheus-rules", None))
         assert verdicts[-1] == verdict(content, "prometheus-rules", None)
     assert verdicts[0] == "accepted"
-    assert verdicts[1].endswith("at line 160003, column 1")  # the end of the file
+    assert verdicts[1].endswith("not allowed in this context at line 160002, column 14")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"a: x" + b"]" * 200_000,  # every `]` might close a collection that is a key
+        b"expr: " + b'rate(x{job="a"}[5m]) + ' * 10_000 + b"1",  # a generated expression
+        b"- [- [- [" * 30_000,  # every `[` might open a collection
+        b"- &a " * 50_000,
+    ],
+)
+def test_the_scan_takes_time_in_proportion_to_the_line(line: bytes) -> None:
+    """Long lines of what the patterns look for: a search that went back over the line for
+    each of them would take minutes here (it took 17 s for 64,000 `]`)."""
+    started = time.monotonic()
+    plain_yaml.is_plain(line + b"\n")
+    assert time.monotonic() - started < 2.0
