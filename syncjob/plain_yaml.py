@@ -61,8 +61,7 @@ _NOT_PLAIN = [
         rb"&(?<=[;:\-?\[]&)",  # an anchor, an alias or a tag
         rb"\?(?<=[;:\-?\[]\?)",  # an explicit key, which may be a collection
         # A flow collection that does not close on its line before any bracket, quote,
-        # comment or break: it may nest, or hold a key that is one. Closing there, it adds
-        # one level.
+        # comment or break: it may nest, or hold a key that is one.
         rb"\[(?<=[;:\-?]\[)(?![^\[\]\";]*\])",
         # A flow collection as a mapping key: its `:` may come after more of the line
         # (`[]a: b` reads as the key `[]`, then fails), never on another line. Only the

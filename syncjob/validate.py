@@ -27,13 +27,13 @@ MAX_ALIAS_EXPANSION = 1_000_000  # nodes that aliases may add, counted as if cop
 _PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map",
                "seq", "timestamp", "binary", "merge")}  # fmt: skip
 
-# A node's path from the top: mapping keys, and ITEM for a sequence's items. Not a string,
+# A node's path from the top: mapping keys, and _ITEM for a sequence's items. Not a string,
 # so that no key (a `'*'` key, say) can pass for an item.
-ITEM = 0
+_ITEM = 0
 _Path = tuple[str | int | None, ...]  # None: a key that is not a scalar
 
 # Sequences whose items are what "alerting" means for each type: rules and receivers.
-_RULES: _Path = ("groups", ITEM, "rules")
+_RULES: _Path = ("groups", _ITEM, "rules")
 _COUNTED: dict[_Path, str] = {_RULES: "rules", ("receivers",): "receivers"}
 _ALERTING: dict[str, _Path] = {**dict.fromkeys(RULE_TYPES, _RULES), "alertmanager": ("receivers",)}
 
@@ -222,7 +222,7 @@ def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> S
 def _child_path(parent: _Node | None) -> _Path:
     if parent is None:
         return ()
-    return (*parent.path, parent.key if parent.is_mapping else ITEM)
+    return (*parent.path, parent.key if parent.is_mapping else _ITEM)
 
 
 def _finish(stack: list[_Node], anchors: dict[str, int], anchor: str | None, size: int) -> None:
