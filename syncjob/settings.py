@@ -7,13 +7,13 @@ line naming both the variable and the flag (exit 2) before anything is touched.
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from syncjob.durations import parse_duration
+from syncjob.durations import format_duration, parse_duration
 from syncjob.errors import UsageError
 
 CONFIG_TYPES = ("prometheus", "alertmanager", "prometheus-rules", "vmalert")
@@ -40,18 +40,20 @@ def _choice(value: str) -> str:
     return value
 
 
-def _positive_duration(value: str) -> float:
-    seconds = parse_duration(value)
-    if seconds <= 0:
-        raise ValueError(f"{value!r} must be more than zero")
-    return seconds
+def _duration(*, above: float | None = None, upto: float) -> Callable[[str], float]:
+    """A Go duration, not negative (or more than `above`), and at most `upto` seconds."""
 
+    def parse(value: str) -> float:
+        seconds = parse_duration(value)
+        if above is not None and seconds <= above:
+            raise ValueError(f"{value!r} must be more than zero")
+        if seconds < 0:
+            raise ValueError(f"{value!r} must not be negative")
+        if seconds > upto:
+            raise ValueError(f"{value!r} is more than the most allowed, {format_duration(upto)}")
+        return seconds
 
-def _duration(value: str) -> float:
-    seconds = parse_duration(value)
-    if seconds < 0:
-        raise ValueError(f"{value!r} must not be negative")
-    return seconds
+    return parse
 
 
 def _int_between(low: int, high: int) -> Callable[[str], int]:
@@ -112,6 +114,8 @@ def _command(value: str) -> str:
 
 @dataclass(frozen=True)
 class Setting:
+    """How one field of Settings is given: an environment variable and a flag."""
+
     field: str
     env: str
     flag: str
@@ -126,145 +130,155 @@ class Setting:
         return f"{self.env} / {self.flag}"
 
 
-def _tls_settings(env: str, flag: str, who: str) -> tuple[Setting, ...]:
-    """The same four TLS options for each peer: AlertAgent, the target, the Pushgateway."""
-    field = flag.replace("-", "_")
-    return (
-        Setting(f"{field}ca_file", f"{env}_CA_FILE", f"--{flag}ca-file", None, "PATH", _text,
-                f"CA certificates trusted for {who}, besides the system's"),
-        Setting(f"{field}client_cert", f"{env}_CLIENT_CERT", f"--{flag}client-cert", None, "PATH",
-                _text, f"client certificate for mutual TLS with {who}"),
-        Setting(f"{field}client_key", f"{env}_CLIENT_KEY", f"--{flag}client-key", None, "PATH",
-                _text, f"the client certificate's key, for {who}"),
-        Setting(f"{field}insecure_skip_verify", f"{env}_INSECURE_SKIP_VERIFY",
-                f"--{flag}insecure-skip-verify", "false", "BOOL", parse_bool,
-                f"do not verify {who}'s certificate (warned at every pass)"),
-    )  # fmt: skip
+def _setting(
+    env: str,
+    flag: str,
+    metavar: str,
+    parse: Callable[[str], Any],
+    help: str,
+    default: str | None = None,
+    *,
+    keep_empty: bool = False,
+) -> Any:
+    """A Settings field that is also an environment variable and a flag (see SETTINGS)."""
+    row = Setting("", env, flag, default, metavar, parse, help, keep_empty)
+    return field(metadata={"setting": row})
+
+
+def _tls(env: str, flag: str, part: str, who: str) -> Any:
+    """One of the four TLS options each peer has: AlertAgent, the target, the Pushgateway."""
+    prefix = f"{env}_" if env else "ALERTAGENT_"
+    rows = {
+        "ca_file": ("CA_FILE", "ca-file", "PATH", _text,
+                    f"CA certificates trusted for {who}, besides the system's"),
+        "client_cert": ("CLIENT_CERT", "client-cert", "PATH", _text,
+                        f"client certificate for mutual TLS with {who}"),
+        "client_key": ("CLIENT_KEY", "client-key", "PATH", _text,
+                       f"the client certificate's key, for {who}"),
+        "insecure_skip_verify": ("INSECURE_SKIP_VERIFY", "insecure-skip-verify", "BOOL",
+                                 parse_bool,
+                                 f"do not verify {who}'s certificate (warned at every pass)"),
+    }  # fmt: skip
+    name, flag_name, metavar, parse, text = rows[part]
+    default = "false" if parse is parse_bool else None
+    return _setting(f"{prefix}{name}", f"--{flag}{flag_name}", metavar, parse, text, default)
+
+
+# Bounds on durations: far beyond any sensible value, and small enough that no sum or
+# doubling of them overflows a float, a sleep or a socket timeout.
+DAY = 86_400.0
+_HOUR = 3_600.0
 
 
 # fmt: off
-SETTINGS = (
-    Setting("endpoint", "ALERTAGENT_ENDPOINT", "--endpoint", None, "URL", _url,
-            "AlertAgent base URL, e.g. http://alertagent:8080"),
-    Setting("cluster_id", "CLUSTER_ID", "--cluster-id", None, "ID", _text, "cluster identifier"),
-    Setting("config_type", "CONFIG_TYPE", "--config-type", None, "TYPE", _choice,
-            "one of: " + ", ".join(CONFIG_TYPES)),
-    Setting("config_path", "CONFIG_PATH", "--config-path", None, "PATH", _text,
-            "config file to keep in step (a directory gets <config-type>.yml)"),
-    Setting("reload_url", "RELOAD_URL", "--reload-url", None, "URL", _url,
-            "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only"),
-    Setting("sync_interval", "SYNC_INTERVAL", "--sync-interval", "30s", "DURATION",
-            _positive_duration, "time between passes"),
-    Setting("http_timeout", "HTTP_TIMEOUT", "--http-timeout", "30s", "DURATION",
-            _positive_duration, "connect and read timeout of each request"),
-    Setting("http_port", "HTTP_PORT", "--http-port", "8080", "PORT", _int_between(0, 65535),
-            "port of the --loop HTTP server"),
-    Setting("http_address", "HTTP_ADDRESS", "--http-address", "0.0.0.0", "ADDRESS", _text,
-            "address the --loop HTTP server binds (0.0.0.0: reachable by the kubelet's probes)"),
-    Setting("max_retries", "MAX_RETRIES", "--max-retries", "3", "N", _int_between(0, 100),
-            "retries after the first attempt (connection errors, timeouts, 429, 5xx)"),
-    Setting("retry_backoff", "RETRY_BACKOFF", "--retry-backoff", "5s", "DURATION", _duration,
-            "first retry delay, doubled each retry"),
-    Setting("app_env", "APP_ENV", "--app-env", "production", "ENV", _text,
-            "production logs JSON lines; anything else logs for a person at a terminal"),
-    Setting("api_path", "ALERTAGENT_API_PATH", "--api-path", "/api/v1/configs", "PATH",
-            _api_path, "fetch path (the newer AlertAgent serves /api/v1/config/sync)"),
-    Setting("state_path", "STATE_PATH", "--state-path", None, "PATH", _text,
-            "state file (default: .<config file>.syncjob.json beside the config)"),
-    Setting("max_body_size", "MAX_BODY_SIZE", "--max-body-size", "16MiB", "SIZE", _size,
-            "largest response accepted (bytes, or with KiB/MiB/GiB)"),
-    Setting("check_cmd", "CHECK_COMMAND", "--check-cmd", None, "COMMAND", _command,
-            "checks the staged file before the swap, {path} standing for it; default: "
-            "promtool/amtool when on PATH; empty: no check", keep_empty=True),
-    Setting("allow_empty", "ALLOW_EMPTY", "--allow-empty", "false", "BOOL", parse_bool,
-            "accept a config that removes every rule group / receiver the current one has"),
-    Setting("ready_timeout", "READY_TIMEOUT", "--ready-timeout", "30s", "DURATION", _duration,
-            "how long to wait for the target's /-/ready before reloading"),
-    Setting("metrics_url", "TARGET_METRICS_URL", "--metrics-url", None, "URL", _url,
-            "where the reload is verified (default: /metrics beside RELOAD_URL)"),
-    Setting("pushgateway_url", "PUSHGATEWAY_URL", "--pushgateway-url", None, "URL", _url,
-            "push metrics here after every pass, e.g. http://pushgateway:9091"),
-    Setting("pushgateway_job", "PUSHGATEWAY_JOB", "--pushgateway-job", "syncjob", "NAME", _text,
-            "the `job` of the pushed group"),
-    Setting("pushgateway_timeout", "PUSHGATEWAY_TIMEOUT", "--pushgateway-timeout", "10s",
-            "DURATION", _positive_duration, "bound on a push; a slow gateway never fails a pass"),
-    Setting("pushgateway_token_file", "PUSHGATEWAY_TOKEN_FILE", "--pushgateway-token-file",
-            None, "PATH", _text, "bearer token for the Pushgateway, read from this file"),
-    Setting("pushgateway_basic_auth_file", "PUSHGATEWAY_BASIC_AUTH_FILE",
-            "--pushgateway-basic-auth-file", None, "PATH", _text,
-            "`user:password` for the Pushgateway, read from this file"),
-    Setting("report_status", "REPORT_STATUS", "--report-status", "false", "BOOL", parse_bool,
-            "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status"),
-    Setting("token_file", "ALERTAGENT_TOKEN_FILE", "--token-file", None, "PATH", _text,
-            "bearer token for AlertAgent, read from this file at every pass"),
-    Setting("basic_auth_file", "ALERTAGENT_BASIC_AUTH_FILE", "--basic-auth-file", None, "PATH",
-            _text, "`user:password` for AlertAgent, read from this file at every pass"),
-    Setting("splay", "SPLAY", "--splay", "0s", "DURATION", _duration,
-            "one pass: first wait a random time up to this, so a fleet that cron starts at the "
-            "same minute does not reach AlertAgent all at once"),
-    Setting("log_level", "LOG_LEVEL", "--log-level", "info", "LEVEL", _level,
-            "debug, info, warning or error"),
-    *_tls_settings("ALERTAGENT", "", "AlertAgent"),
-    *_tls_settings("TARGET", "target-", "the target"),
-    *_tls_settings("PUSHGATEWAY", "pushgateway-", "the Pushgateway"),
-)
-# fmt: on
-BY_FIELD = {s.field: s for s in SETTINGS}
-
-# The checker that ships with each target, used when CHECK_COMMAND is unset and the
-# tool is on PATH. vmalert's MetricsQL is not promtool's PromQL: no default there.
-DEFAULT_CHECKERS = {
-    "prometheus": "promtool check config {path}",
-    "prometheus-rules": "promtool check rules {path}",
-    "alertmanager": "amtool check-config {path}",
-}
-
-
 @dataclass(frozen=True)
 class Settings:
-    endpoint: str
-    cluster_id: str
-    config_type: str
-    config_path: Path
-    reload_url: str | None
-    sync_interval: float
-    http_timeout: float
-    http_port: int
-    http_address: str
-    max_retries: int
-    retry_backoff: float
-    app_env: str
-    api_path: str
-    state_path: Path
-    max_body_size: int
-    check_cmd: str | None  # None: the default checker if installed; "": no check
-    allow_empty: bool
-    ready_timeout: float
-    metrics_url: str | None
-    pushgateway_url: str | None
-    pushgateway_job: str
-    pushgateway_timeout: float
-    pushgateway_token_file: str | None
-    pushgateway_basic_auth_file: str | None
-    report_status: bool
-    token_file: str | None
-    basic_auth_file: str | None
-    splay: float
-    log_level: str
-    ca_file: str | None
-    client_cert: str | None
-    client_key: str | None
-    insecure_skip_verify: bool
-    target_ca_file: str | None
-    target_client_cert: str | None
-    target_client_key: str | None
-    target_insecure_skip_verify: bool
-    pushgateway_ca_file: str | None
-    pushgateway_client_cert: str | None
-    pushgateway_client_key: str | None
-    pushgateway_insecure_skip_verify: bool
+    """Everything a pass needs, resolved and checked once. Each field is one setting: its
+    environment variable, flag, default and help are declared here and nowhere else."""
+
+    endpoint: str = _setting("ALERTAGENT_ENDPOINT", "--endpoint", "URL", _url,
+                             "AlertAgent base URL, e.g. http://alertagent:8080")
+    cluster_id: str = _setting("CLUSTER_ID", "--cluster-id", "ID", _text, "cluster identifier")
+    config_type: str = _setting("CONFIG_TYPE", "--config-type", "TYPE", _choice,
+                                "one of: " + ", ".join(CONFIG_TYPES))
+    config_path: Path = _setting("CONFIG_PATH", "--config-path", "PATH", _text,
+                                 "config file to keep in step (a directory gets <config-type>.yml)")
+    reload_url: str | None = _setting(
+        "RELOAD_URL", "--reload-url", "URL", _url,
+        "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only")
+    sync_interval: float = _setting("SYNC_INTERVAL", "--sync-interval", "DURATION",
+                                    _duration(above=0, upto=DAY), "time between passes", "30s")
+    http_timeout: float = _setting("HTTP_TIMEOUT", "--http-timeout", "DURATION",
+                                   _duration(above=0, upto=_HOUR),
+                                   "connect and read timeout of each request", "30s")
+    http_port: int = _setting("HTTP_PORT", "--http-port", "PORT", _int_between(0, 65535),
+                              "port of the --loop HTTP server", "8080")
+    http_address: str = _setting(
+        "HTTP_ADDRESS", "--http-address", "ADDRESS", _text,
+        "address the --loop HTTP server binds (0.0.0.0: reachable by the kubelet's probes)",
+        "0.0.0.0")
+    max_retries: int = _setting(
+        "MAX_RETRIES", "--max-retries", "N", _int_between(0, 100),
+        "retries after the first attempt (connection errors, timeouts, 429, 5xx)", "3")
+    retry_backoff: float = _setting("RETRY_BACKOFF", "--retry-backoff", "DURATION",
+                                    _duration(upto=_HOUR),
+                                    "first retry delay, doubled each retry", "5s")
+    app_env: str = _setting(
+        "APP_ENV", "--app-env", "ENV", _text,
+        "production logs JSON lines; anything else logs for a person at a terminal",
+        "production")
+    api_path: str = _setting(
+        "ALERTAGENT_API_PATH", "--api-path", "PATH", _api_path,
+        "fetch path (the newer AlertAgent serves /api/v1/config/sync)", "/api/v1/configs")
+    state_path: Path = _setting(
+        "STATE_PATH", "--state-path", "PATH", _text,
+        "state file (default: .<config file>.syncjob.json beside the config)")
+    max_body_size: int = _setting("MAX_BODY_SIZE", "--max-body-size", "SIZE", _size,
+                                  "largest response accepted (bytes, or with KiB/MiB/GiB)",
+                                  "16MiB")
+    # None: the default checker if installed; "": no check
+    check_cmd: str | None = _setting(
+        "CHECK_COMMAND", "--check-cmd", "COMMAND", _command,
+        "checks the staged file before the swap, {path} standing for it; default: "
+        "promtool/amtool when on PATH; empty: no check", keep_empty=True)
+    allow_empty: bool = _setting(
+        "ALLOW_EMPTY", "--allow-empty", "BOOL", parse_bool,
+        "accept a config that removes every rule group / receiver the current one has", "false")
+    ready_timeout: float = _setting(
+        "READY_TIMEOUT", "--ready-timeout", "DURATION", _duration(upto=_HOUR),
+        "how long to wait for the target's /-/ready before reloading", "30s")
+    metrics_url: str | None = _setting(
+        "TARGET_METRICS_URL", "--metrics-url", "URL", _url,
+        "where the reload is verified (default: /metrics beside RELOAD_URL)")
+    pushgateway_url: str | None = _setting(
+        "PUSHGATEWAY_URL", "--pushgateway-url", "URL", _url,
+        "push metrics here after every pass, e.g. http://pushgateway:9091")
+    pushgateway_job: str = _setting("PUSHGATEWAY_JOB", "--pushgateway-job", "NAME", _text,
+                                    "the `job` of the pushed group", "syncjob")
+    pushgateway_timeout: float = _setting(
+        "PUSHGATEWAY_TIMEOUT", "--pushgateway-timeout", "DURATION", _duration(above=0, upto=_HOUR),
+        "bound on a push; a slow gateway never fails a pass", "10s")
+    pushgateway_token_file: str | None = _setting(
+        "PUSHGATEWAY_TOKEN_FILE", "--pushgateway-token-file", "PATH", _text,
+        "bearer token for the Pushgateway, read from this file")
+    pushgateway_basic_auth_file: str | None = _setting(
+        "PUSHGATEWAY_BASIC_AUTH_FILE", "--pushgateway-basic-auth-file", "PATH", _text,
+        "`user:password` for the Pushgateway, read from this file")
+    report_status: bool = _setting(
+        "REPORT_STATUS", "--report-status", "BOOL", parse_bool,
+        "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status", "false")
+    token_file: str | None = _setting(
+        "ALERTAGENT_TOKEN_FILE", "--token-file", "PATH", _text,
+        "bearer token for AlertAgent, read from this file at every pass")
+    basic_auth_file: str | None = _setting(
+        "ALERTAGENT_BASIC_AUTH_FILE", "--basic-auth-file", "PATH", _text,
+        "`user:password` for AlertAgent, read from this file at every pass")
+    splay: float = _setting(
+        "SPLAY", "--splay", "DURATION", _duration(upto=DAY),
+        "one pass: first wait a random time up to this, so a fleet that cron starts at the "
+        "same minute does not reach AlertAgent all at once", "0s")
+    log_level: str = _setting("LOG_LEVEL", "--log-level", "LEVEL", _level,
+                              "debug, info, warning or error", "info")
+    ca_file: str | None = _tls("", "", "ca_file", "AlertAgent")
+    client_cert: str | None = _tls("", "", "client_cert", "AlertAgent")
+    client_key: str | None = _tls("", "", "client_key", "AlertAgent")
+    insecure_skip_verify: bool = _tls("", "", "insecure_skip_verify", "AlertAgent")
+    target_ca_file: str | None = _tls("TARGET", "target-", "ca_file", "the target")
+    target_client_cert: str | None = _tls("TARGET", "target-", "client_cert", "the target")
+    target_client_key: str | None = _tls("TARGET", "target-", "client_key", "the target")
+    target_insecure_skip_verify: bool = _tls("TARGET", "target-", "insecure_skip_verify",
+                                             "the target")
+    pushgateway_ca_file: str | None = _tls("PUSHGATEWAY", "pushgateway-", "ca_file",
+                                           "the Pushgateway")
+    pushgateway_client_cert: str | None = _tls("PUSHGATEWAY", "pushgateway-", "client_cert",
+                                               "the Pushgateway")
+    pushgateway_client_key: str | None = _tls("PUSHGATEWAY", "pushgateway-", "client_key",
+                                              "the Pushgateway")
+    pushgateway_insecure_skip_verify: bool = _tls("PUSHGATEWAY", "pushgateway-",
+                                                  "insecure_skip_verify", "the Pushgateway")
     # ALERTAGENT_TOKEN: accepted from the environment only, never printed.
     token: str | None = field(default=None, repr=False)
+# fmt: on
 
     def tls(self, prefix: str = "") -> "TLS":
         """TLS options for AlertAgent (""), the target ("target_") or the Pushgateway."""
@@ -304,6 +318,25 @@ class Settings:
         return base + path
 
 
+# Every setting, in the order of the fields above (--help lists them so).
+SETTINGS = tuple(
+    replace(f.metadata["setting"], field=f.name) for f in fields(Settings) if f.metadata
+)
+BY_FIELD = {s.field: s for s in SETTINGS}
+# Read from the environment only, never a flag: a token on a command line is in `ps`.
+TOKEN_ENV = "ALERTAGENT_TOKEN"  # noqa: S105 - a variable's name, not a secret
+# Every variable syncjob reads.
+ENVIRONMENT = (*(s.env for s in SETTINGS), TOKEN_ENV)
+
+# The checker that ships with each target, used when CHECK_COMMAND is unset and the
+# tool is on PATH. vmalert's MetricsQL is not promtool's PromQL: no default there.
+DEFAULT_CHECKERS = {
+    "prometheus": "promtool check config {path}",
+    "prometheus-rules": "promtool check rules {path}",
+    "alertmanager": "amtool check-config {path}",
+}
+
+
 # What a pass cannot run without; `syncjob status` only needs to find the state file.
 FOR_A_PASS = ("endpoint", "cluster_id", "config_type", "config_path")
 
@@ -325,6 +358,10 @@ def resolve(
             values[setting.field] = None
             continue
         try:
+            raw.encode()  # an environment value that is not UTF-8 holds lone surrogates
+        except UnicodeEncodeError:
+            raise UsageError(f"invalid {setting.names}: not valid UTF-8") from None
+        try:
             values[setting.field] = setting.parse(raw)
         except ValueError as exc:
             raise UsageError(f"invalid {setting.names}: {exc}") from None
@@ -338,7 +375,7 @@ def resolve(
         if state
         else values["config_path"].with_name(f".{values['config_path'].name}.syncjob.json")
     )
-    return Settings(**values, token=env.get("ALERTAGENT_TOKEN") or None)
+    return Settings(**values, token=env.get(TOKEN_ENV) or None)
 
 
 @dataclass(frozen=True)

@@ -335,3 +335,45 @@ def test_target_urls_sit_beside_the_reload_url(
 
 def test_no_reload_url_no_target_urls(env: dict[str, str]) -> None:
     assert resolve({}, env).target_url("/-/ready") is None
+
+
+DURATIONS = [s for s in SETTINGS if s.metavar == "DURATION"]
+
+
+@pytest.mark.parametrize("setting", DURATIONS, ids=lambda s: s.env)
+@pytest.mark.parametrize("value", ["99999999999h", "1" + "0" * 400 + "h", "8760h"])
+def test_every_duration_has_an_upper_bound(
+    env: dict[str, str], setting: object, value: str
+) -> None:
+    """Beyond its bound a duration is exit 2 naming it, never an overflow later on."""
+    assert isinstance(setting, type(SETTINGS[0]))
+    message = usage_error({}, {**env, setting.env: value})
+    assert setting.env in message
+    assert "most allowed" in message
+
+
+def test_a_value_that_is_not_utf8_is_a_usage_error(env: dict[str, str]) -> None:
+    """os.environ hands undecodable bytes over as lone surrogates."""
+    message = usage_error(
+        {}, {**env, "CLUSTER_ID": b"cl\xffuster".decode("utf-8", "surrogateescape")}
+    )
+    assert message == "invalid CLUSTER_ID / --cluster-id: not valid UTF-8"
+
+
+def test_settings_fields_and_variables_are_declared_once() -> None:
+    """One row per field: the flags, the variables and the test fixture all come from it."""
+    from dataclasses import fields
+
+    from syncjob.settings import ENVIRONMENT
+
+    assert [s.field for s in SETTINGS] == [f.name for f in fields(Settings)][:-1]  # but `token`
+    assert len(set(ENVIRONMENT)) == len(ENVIRONMENT) == len(SETTINGS) + 1
+
+
+def test_host_variables_never_leak_into_tests() -> None:
+    """The autouse fixture cleared every variable syncjob reads, SPLAY included."""
+    import os
+
+    from syncjob.settings import ENVIRONMENT
+
+    assert not [name for name in ENVIRONMENT if name in os.environ]
