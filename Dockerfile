@@ -1,31 +1,51 @@
 # syntax=docker/dockerfile:1
 #
-# syncjob image: `docker build -t ghcr.io/syncjob/syncjob:0.1.0 .` (or scripts/build.sh).
-# Try it: `docker run --rm --read-only --tmpfs /tmp ghcr.io/syncjob/syncjob:0.1.0 demo`
-# (the demo writes into a temporary folder; a real pass writes only beside its config).
+# syncjob image: `docker build -t ghcr.io/syncjob/syncjob:0.1.0 .` (or scripts/build.sh;
+# podman builds it too). Try it:
+#   docker run --rm --read-only --tmpfs /tmp --user 65532:65532 ghcr.io/syncjob/syncjob:0.1.0 demo
+# (the demo writes into a temporary folder and removes it; with no writable /tmp it exits 73
+# with one line. A real pass writes only beside its config.)
 #
 # - build stage: builds the wheel from this checkout (`pip wheel --no-deps`);
-# - final stage: installs that wheel only (its dependencies come from PyPI), compiles all
-#   bytecode at build time, and runs as UID/GID 65532, with nothing to write at run time:
-#   it works with a read-only root filesystem. The only writes are beside the config
-#   (CONFIG_PATH's folder: the config, its state, lock and temporary files), which is a
-#   mounted volume in every deployment (see deploy/README.md).
+# - final stage: installs that wheel and its dependencies, compiles all bytecode at build
+#   time, and runs as UID/GID 65532, with nothing to write at run time: it works with a
+#   read-only root filesystem. The only writes are beside the config (CONFIG_PATH's folder:
+#   the config, its state, lock and temporary files), which is a mounted volume in every
+#   deployment (see deploy/README.md). Run it with the group as well (`--user 65532:65532`,
+#   runAsGroup): a UID alone runs with GID 0 and leaves root-group files behind.
 #
-# The base is pinned by patch version. To pin by digest as well, append it:
-#   FROM python:3.11.14-slim-bookworm@sha256:<digest>
-# (`docker buildx imagetools inspect python:3.11.14-slim-bookworm` prints the digest).
+# Build arguments:
+#   BASE_IMAGE    both stages' base: a Debian bookworm image with python3 and pip on PATH
+#                 as `python` and `pip`. The default is pinned by patch version; to pin by
+#                 digest as well, append it: python:3.11.14-slim-bookworm@sha256:<digest>
+#                 (`docker buildx imagetools inspect python:3.11.14-slim-bookworm`).
+#                 Where no registry is reachable, scripts/podman-base.sh makes one locally.
+#   PIP_NO_INDEX  set to 1 to build with no network at all: every wheel (syncjob's
+#                 dependencies and the build backend, setuptools) then comes from the
+#                 `wheels` build context, e.g. prepared with
+#                 `pip wheel -w WHEELS . setuptools` on a host of the same Python and
+#                 architecture, and passed as `--build-context wheels=WHEELS`
+#                 (scripts/build.sh --wheels WHEELS does both). Without it, PyPI.
+ARG BASE_IMAGE=python:3.11.14-slim-bookworm
 
-FROM python:3.11.14-slim-bookworm AS build
+# Empty unless `--build-context wheels=DIR` replaces it: pip's --find-links.
+FROM scratch AS wheels
+
+FROM ${BASE_IMAGE} AS build
+ARG PIP_NO_INDEX
 
 WORKDIR /src
 # Only what the wheel is made of: the package, its metadata, README (the long
 # description) and LICENSE. Nothing else of the checkout enters the image.
 COPY pyproject.toml README.md LICENSE ./
 COPY syncjob/ syncjob/
-RUN pip wheel --no-cache-dir --disable-pip-version-check --no-deps --wheel-dir /dist .
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    pip wheel --no-cache-dir --disable-pip-version-check --find-links /wheels \
+    --no-deps --wheel-dir /dist .
 
 
-FROM python:3.11.14-slim-bookworm
+FROM ${BASE_IMAGE}
+ARG PIP_NO_INDEX
 
 ARG VERSION=0.1.0
 ARG SOURCE=https://github.com/syncjob/syncjob
@@ -42,13 +62,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# The wheel is bind-mounted from the build stage, so it leaves no layer behind.
+# The wheels are bind-mounted from the build stage and the wheels context, so they leave
+# no layer behind.
 # compileall: the official python images delete every .pyc of the standard library, so
 # without it each run would compile the stdlib modules it imports from source, every
-# time (nothing can be cached on a read-only filesystem): a slower no-op pass.
+# time (nothing can be cached on a read-only filesystem): a slower no-op pass. Every
+# folder on sys.path, wherever the base keeps its Python.
 RUN --mount=type=bind,from=build,source=/dist,target=/dist \
-    pip install --no-cache-dir /dist/*.whl \
-    && python -m compileall -q -j 0 /usr/local/lib/python3.*/
+    --mount=type=bind,from=wheels,target=/wheels \
+    pip install --no-cache-dir --find-links /wheels /dist/*.whl \
+    && python -c "import compileall, os, sys; sys.exit(not all(compileall.compile_dir(p, quiet=1, workers=0) for p in sys.path if os.path.isdir(p)))"
 
 # Numeric, so `runAsNonRoot` can check it without a passwd entry.
 USER 65532:65532

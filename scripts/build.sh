@@ -6,30 +6,42 @@ set -euo pipefail
 usage() {
     cat <<'USAGE'
 Usage: scripts/build.sh [-t TAG] [-i IMAGE] [--push] [--skip-tests]
+                        [--engine docker|podman] [--base IMAGE] [--wheels DIR]
 
 Builds syncjob, from the repository's folder wherever it is called from:
   1. the wheel and sdist into dist/         (python -m build)
   2. the test suite                         (tox), unless --skip-tests
-  3. the image IMAGE:TAG from ./Dockerfile  (docker build)
+  3. the image IMAGE:TAG from ./Dockerfile  (docker or podman build)
   4. pushes IMAGE:TAG                       with --push
 
 Options:
   -t, --tag TAG      image tag (default: the package version, syncjob/__init__.py)
   -i, --image IMAGE  image name (default: $IMAGE, else ghcr.io/syncjob/syncjob;
                      replace it with your registry's)
-      --push         push IMAGE:TAG after building it (docker login first)
+      --push         push IMAGE:TAG after building it (docker login / podman login first)
       --skip-tests   do not run tox
+      --engine E     docker or podman (default: docker where `docker info` answers,
+                     else podman where it is installed). Docker builds with buildx
+                     when it is there, else with the built-in BuildKit (Docker < 23)
+      --base IMAGE   the Dockerfile's BASE_IMAGE (default: its pinned python slim);
+                     scripts/podman-base.sh makes local/debian-python:bookworm
+                     where no registry is reachable
+      --wheels DIR   build with no network at all: first `pip wheel` syncjob's
+                     dependencies and setuptools into DIR on this host (same Python
+                     and architecture as the base), then install only from DIR
   -h, --help         show this help
 
-Where no Docker engine runs (`docker info` fails), step 3 is skipped with a message
-and the script exits 0 after steps 1-2; with --push it exits 1, since the image asked
-for cannot be pushed.
+Where neither engine runs (no `docker info`, no podman), step 3 is skipped with a
+message and the script exits 0 after steps 1-2; with --push it exits 1, since the
+image asked for cannot be pushed.
 
 Examples:
   scripts/build.sh                        # dist/, tests, ghcr.io/syncjob/syncjob:<version>
   scripts/build.sh -t v1.0.0
   scripts/build.sh -t v1.0.0 --push
   scripts/build.sh --skip-tests
+  scripts/podman-base.sh && scripts/build.sh --skip-tests --engine podman \
+      --base local/debian-python:bookworm --wheels build/wheels
 USAGE
 }
 
@@ -44,6 +56,9 @@ IMAGE="${IMAGE:-ghcr.io/syncjob/syncjob}"
 TAG=""
 PUSH=0
 SKIP_TESTS=0
+ENGINE=""
+BASE=""
+WHEELS=""
 PYTHON="${PYTHON:-python3}"
 
 while (($#)); do
@@ -56,6 +71,22 @@ while (($#)); do
         -i | --image)
             [[ $# -ge 2 && -n "$2" ]] || die "$1 needs an image name (see --help)"
             IMAGE="$2"
+            shift 2
+            ;;
+        --engine)
+            [[ $# -ge 2 && ("$2" == docker || "$2" == podman) ]] ||
+                die "$1 needs docker or podman (see --help)"
+            ENGINE="$2"
+            shift 2
+            ;;
+        --base)
+            [[ $# -ge 2 && -n "$2" ]] || die "$1 needs an image (see --help)"
+            BASE="$2"
+            shift 2
+            ;;
+        --wheels)
+            [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a folder (see --help)"
+            WHEELS="$2"
             shift 2
             ;;
         --push)
@@ -81,7 +112,8 @@ VERSION="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' syncjob/__init__.py)"
 TAG="${TAG:-$VERSION}"
 
 echo "==> wheel and sdist into dist/ (syncjob $VERSION)"
-if ! "$PYTHON" -c "import build" 2>/dev/null; then
+# `-m build --version`, not `import build`: a build/ folder in the checkout imports too.
+if ! "$PYTHON" -m build --version >/dev/null 2>&1; then
     die "the 'build' package is missing: $PYTHON -m pip install build"
 fi
 "$PYTHON" -m build --outdir dist .
@@ -94,10 +126,22 @@ else
     tox
 fi
 
-if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
-    echo "==> image $IMAGE:$TAG NOT built: no Docker engine here (docker info fails)."
-    echo "    dist/ holds the wheel and sdist; build the image where Docker runs:"
-    echo "    docker build -t $IMAGE:$TAG ."
+docker_runs() { command -v docker >/dev/null && docker info >/dev/null 2>&1; }
+if [[ -z "$ENGINE" ]]; then
+    if docker_runs; then
+        ENGINE=docker
+    elif command -v podman >/dev/null; then
+        ENGINE=podman
+    fi
+elif [[ "$ENGINE" == docker ]] && ! docker_runs; then
+    die "--engine docker: no Docker engine answers (docker info fails)"
+elif [[ "$ENGINE" == podman ]] && ! command -v podman >/dev/null; then
+    die "--engine podman: podman is not installed (apt-get install podman buildah runc)"
+fi
+if [[ -z "$ENGINE" ]]; then
+    echo "==> image $IMAGE:$TAG NOT built: no Docker engine (docker info fails) and no podman."
+    echo "    dist/ holds the wheel and sdist; build the image where either runs:"
+    echo "    docker build -t $IMAGE:$TAG .    (or podman build)"
     if ((PUSH)); then
         echo "build.sh: --push asked for, but nothing was built or pushed" >&2
         exit 1
@@ -105,14 +149,33 @@ if ! command -v docker >/dev/null || ! docker info >/dev/null 2>&1; then
     exit 0
 fi
 
-echo "==> image $IMAGE:$TAG"
-DOCKER_BUILDKIT=1 docker build \
-    --build-arg "VERSION=$VERSION" \
-    --tag "$IMAGE:$TAG" \
-    .
+args=(--build-arg "VERSION=$VERSION" --tag "$IMAGE:$TAG")
+[[ -z "$BASE" ]] || args+=(--build-arg "BASE_IMAGE=$BASE")
+if [[ -n "$WHEELS" ]]; then
+    echo "==> wheels for an offline build into $WHEELS"
+    mkdir -p "$WHEELS"
+    # syncjob's own wheel is built inside the image from this checkout; only its
+    # dependencies and the build backend come from DIR.
+    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" . setuptools
+    rm -f "$WHEELS"/syncjob-*.whl
+    args+=(--build-context "wheels=$WHEELS" --build-arg PIP_NO_INDEX=1 --network none)
+fi
+
+echo "==> image $IMAGE:$TAG ($ENGINE)"
+if [[ "$ENGINE" == podman ]]; then
+    podman build "${args[@]}" .
+elif docker buildx version >/dev/null 2>&1; then
+    docker buildx build --load "${args[@]}" .
+elif [[ -n "$WHEELS" ]]; then
+    die "--wheels with docker needs buildx (--build-context): install docker-buildx-plugin, or --engine podman"
+else
+    # Docker < 23 has BuildKit built in (needed for RUN --mount); Docker >= 23 without
+    # buildx says so itself: install docker-buildx-plugin, or use --engine podman.
+    DOCKER_BUILDKIT=1 docker build "${args[@]}" .
+fi
 
 if ((PUSH)); then
     echo "==> push $IMAGE:$TAG"
-    docker push "$IMAGE:$TAG"
+    "$ENGINE" push "$IMAGE:$TAG"
 fi
 echo "==> done: $IMAGE:$TAG"

@@ -5,6 +5,7 @@ answers If-None-Match with 304, so the second pass shows the cheap no-change pat
 """
 
 import hashlib
+import shutil
 import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -50,7 +51,23 @@ class _DemoSource(BaseHTTPRequestHandler):
 
 def run_demo() -> int:
     output.setup_logging(json_lines=False)
-    workdir = Path(tempfile.mkdtemp(prefix="syncjob-demo-"))
+    try:
+        workdir = Path(tempfile.mkdtemp(prefix="syncjob-demo-"))
+    except FileNotFoundError:
+        # No writable TMPDIR, /tmp, /var/tmp or cwd: e.g. a read-only container root with
+        # no tmpfs on /tmp. tempfile says so with a traceback; one line says how to fix it.
+        output.usage_error(
+            "no writable temporary directory for the demo "
+            "(mount a tmpfs on /tmp, e.g. docker run --tmpfs /tmp, or set TMPDIR)"
+        )
+        return ExitCode.CANT_WRITE
+    try:
+        return _two_passes(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # the demo leaves nothing behind
+
+
+def _two_passes(workdir: Path) -> int:
     _DemoSource.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _DemoSource)
     threading.Thread(target=server.serve_forever, daemon=True).start()

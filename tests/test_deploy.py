@@ -473,10 +473,16 @@ def test_dockerfile_passes_hadolint() -> None:
 
 def test_dockerfile() -> None:
     text = DOCKERFILE.read_text()
-    bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
-    assert len(bases) == 2, "a build stage and a final stage"
-    for base in bases:
-        assert re.fullmatch(r"python:3\.\d+\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    # Both stages on BASE_IMAGE, whose default is the pinned python slim image (a local
+    # base replaces it where no registry is reachable: scripts/podman-base.sh).
+    (default,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert re.fullmatch(r"python:3\.\d+\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", default)
+    bases = re.findall(r"^FROM\s+(\S+)(?: AS (\w+))?$", text, re.M)
+    stages = [base for base, name in bases if name != "wheels"]
+    assert stages == ["${BASE_IMAGE}", "${BASE_IMAGE}"], "a build stage and a final stage"
+    # The optional offline wheels: an empty stage unless --build-context wheels=DIR.
+    assert ("scratch", "wheels") in bases
+    assert text.count("--mount=type=bind,from=wheels,target=/wheels") == 2
     assert re.search(r"pip wheel .*--no-deps", text), "the build stage builds the wheel only"
     assert re.search(r"--mount=type=bind,from=build", text), "the final stage installs the wheel"
     assert "PYTHONDONTWRITEBYTECODE=1" in text
