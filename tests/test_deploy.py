@@ -299,7 +299,8 @@ def test_init_container_writes_the_first_config_without_reloading() -> None:
     (doc,) = _documents(DEPLOY / "init-container.yaml")
     spec = _pod_spec(doc)
     assert spec is not None
-    (init,) = spec["initContainers"]
+    # The checker's copy comes first (see test_every_syncer_runs_its_targets_own_checker).
+    (init,) = [c for c in spec["initContainers"] if c["name"] != "checker"]
     assert _is_syncjob(init)
     assert not _is_loop(init)
     assert "restartPolicy" not in init  # a real init container, run to completion
@@ -308,6 +309,78 @@ def test_init_container_writes_the_first_config_without_reloading() -> None:
     assert _is_loop(sidecar)
     assert "RELOAD_URL" in _env(sidecar)
     assert _env(init)["CONFIG_PATH"] == _env(sidecar)["CONFIG_PATH"]
+
+
+# The target's own checker, in every manifest: an init container from the target's image
+# copies it into an emptyDir, and CHECK_COMMAND runs that copy.
+CHECKERS = {
+    "prometheus": ("prom/prometheus", "promtool", "/checker/promtool check config {path}"),
+    "prometheus-rules": ("prom/prometheus", "promtool", "/checker/promtool check rules {path}"),
+    "alertmanager": ("prom/alertmanager", "amtool", "/checker/amtool check-config {path}"),
+}
+
+
+def _target_images() -> dict[str, set[str]]:
+    """Every image of each target across the manifests, e.g. prom/prometheus -> {v3.5.0}."""
+    images: dict[str, set[str]] = {}
+    for _, _, spec in _pods():
+        for container in spec["containers"]:
+            if not _is_syncjob(container):
+                name, _, tag = container["image"].rpartition(":")
+                images.setdefault(name, set()).add(tag)
+    return images
+
+
+def test_every_syncer_runs_its_targets_own_checker() -> None:
+    """Same image and tag as the target (a checker from another release judges by that
+    release's rules), copied before syncjob starts, mounted in both, run by CHECK_COMMAND."""
+    targets = _target_images()
+    for name, tags in targets.items():
+        assert len(tags) == 1, f"{name} has several tags across the manifests: {sorted(tags)}"
+    syncers = 0
+    for where, doc, spec in _pods():
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        inits = spec.get("initContainers", [])
+        for syncer in filter(_is_syncjob, _containers(spec)):
+            syncers += 1
+            name = f"{where}, container {syncer['name']}"
+            if doc["kind"] == "CronJob":  # the ConfigMap holds the type
+                (config_map,) = [d for d in _documents(CRONJOB) if d["kind"] == "ConfigMap"]
+                config_type = config_map["data"]["CONFIG_TYPE"]
+            else:
+                config_type = _env(syncer)["CONFIG_TYPE"]
+            image_name, tool, check = CHECKERS[config_type]
+            assert _env(syncer).get("CHECK_COMMAND") == check, name
+            (mount,) = [m for m in syncer["volumeMounts"] if m["mountPath"] == "/checker"]
+            assert mount.get("readOnly") is True, name
+            assert "emptyDir" in volumes[mount["name"]], f"{name}: /checker is no emptyDir"
+            copiers = [
+                c
+                for c in inits
+                if any(
+                    m["name"] == mount["name"] and m["mountPath"] == "/checker"
+                    for m in c.get("volumeMounts", [])
+                )
+                and not _is_syncjob(c)
+            ]
+            assert len(copiers) == 1, f"{name}: no init container fills /checker"
+            (copier,) = copiers
+            assert copier["command"] == ["cp", f"/bin/{tool}", f"/checker/{tool}"], name
+            assert "restartPolicy" not in copier, f"{name}: the copy must run to completion"
+            # Before syncjob, when syncjob is an init container itself (native sidecar).
+            if syncer in inits:
+                assert inits.index(copier) < inits.index(syncer), f"{name}: copy comes later"
+            # The target's very image and tag: the pod's own target, or for the CronJob
+            # (its Prometheus runs elsewhere) the one the other manifests run.
+            image, _, tag = copier["image"].rpartition(":")
+            assert image == image_name, f"{name}: checker from {copier['image']}"
+            in_pod = [c["image"] for c in spec["containers"] if c["image"].startswith(image)]
+            assert {tag} == ({i.rpartition(":")[2] for i in in_pod} or targets[image]), (
+                f"{name}: checker {copier['image']}, target {in_pod or targets[image]}"
+            )
+            memory = syncer["resources"]["limits"]["memory"]
+            assert int(memory.removesuffix("Mi")) >= 128, f"{name}: {memory} fits no checker"
+    assert syncers >= 8
 
 
 def test_cronjob() -> None:
@@ -415,6 +488,22 @@ def test_compose_syncers_have_distinct_ports() -> None:
         ]
         assert volume in target_volumes, f"{target} does not mount {volume}"
         assert services[target]["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_compose_syncers_run_their_targets_own_checker() -> None:
+    services = _compose()["services"]
+    syncers = {n: s for n, s in services.items() if s.get("image") == IMAGE and "--loop" in
+               s.get("command", [])}  # fmt: skip
+    for name, syncer in syncers.items():
+        env = syncer["environment"]
+        assert env["CHECK_COMMAND"] == CHECKERS[env["CONFIG_TYPE"]][2], name
+        tool = env["CHECK_COMMAND"].split()[0]
+        target = services[urlsplit(env["RELOAD_URL"]).hostname]
+        (copier,) = [n for n, s in services.items() if s.get("entrypoint", [None])[-1:] == [tool]]
+        assert services[copier]["image"] == target["image"], f"{name}: {copier}"
+        assert syncer["depends_on"][copier]["condition"] == "service_completed_successfully"
+        volume = services[copier]["volumes"][0].split(":")[0]
+        assert f"{volume}:/checker:ro" in syncer["volumes"], name
 
 
 def test_compose_images_are_real_and_pinned() -> None:
