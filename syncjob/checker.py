@@ -21,6 +21,16 @@ def command(settings: Settings) -> str | None:
     return default if shutil.which(default.split()[0]) else None
 
 
+def why_none(settings: Settings) -> str:
+    """Why `command` found no checker, in words that say how to get one."""
+    if settings.check_cmd == "":
+        return "CHECK_COMMAND is empty"
+    default = DEFAULT_CHECKERS.get(settings.config_type)
+    if default is None:
+        return f"no checker is known for {settings.config_type}: set CHECK_COMMAND"
+    return f"{default.split()[0]} is not on PATH: install it or set CHECK_COMMAND"
+
+
 def run(template: str, staged: str) -> None:
     """Run the check on `staged` from its own directory, so relative rule_files resolve.
 

@@ -12,6 +12,7 @@ class ExitCode(IntEnum):
     OK = 0
     INTERNAL = 1
     USAGE = 2
+    STALE = 3  # `syncjob status`: no pass has succeeded recently, or none ever ran
     REFUSED = 65
     UNAVAILABLE = 69
     CANT_WRITE = 73
@@ -24,6 +25,7 @@ MEANINGS = {
     ExitCode.OK: "in sync: nothing to do, or the new config was written and the reload accepted",
     ExitCode.INTERNAL: "unexpected internal error (a bug): traceback in the log",
     ExitCode.USAGE: "usage: unknown flag, missing or invalid setting",
+    ExitCode.STALE: "status: no pass has succeeded within --max-age, or none has run",
     ExitCode.REFUSED: "the source's content was refused (bad envelope, hash mismatch, "
     "not YAML, ...): nothing written",
     ExitCode.UNAVAILABLE: "the source is unavailable: unreachable, timed out or 5xx after "

@@ -11,36 +11,18 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import FrameType
 
 from syncjob import files
 from syncjob.errors import ExitCode
+from syncjob.outcome import Outcome, Progress
 from syncjob.settings import Settings
-from syncjob.sync import Outcome, SourceLike, TargetLike, run_once
+from syncjob.sync import SourceLike, TargetLike, run_and_publish
 
 log = logging.getLogger("syncjob")
 
 JITTER = 0.1  # +/-10% on every interval, so a fleet does not poll in lockstep
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the loop has done so far; replaced whole, never mutated."""
-
-    started: float  # wall clock, for uptime and timestamps
-    started_mono: float
-    last_start_mono: float | None = None
-    last_end_mono: float | None = None
-    last_end: float | None = None  # wall clock
-    last: Outcome | None = None
-    passes: int = 0  # passes run by this process
-    ready: bool = False  # a config verified by this process (or already in sync) is on disk
-    next_pass: float | None = None  # wall clock
-
-    @property
-    def last_activity_mono(self) -> float:
-        return max(self.started_mono, self.last_start_mono or 0, self.last_end_mono or 0)
 
 
 def next_delay(settings: Settings, outcome: Outcome, rand: float) -> float:
@@ -53,8 +35,9 @@ def next_delay(settings: Settings, outcome: Outcome, rand: float) -> float:
     if outcome.exit_code != ExitCode.OK:
         failures = outcome.state.consecutive_failures if outcome.state else 1
         floor = min(1.0, interval)  # RETRY_BACKOFF=0 must not spin against a dead source
-        backoff = max(floor, settings.retry_backoff) * 2 ** max(0, failures - 1)
-        interval = min(interval, backoff)
+        # Doublings capped: 2**1024 overflows a float, and 2**40 is past any interval.
+        doublings = min(max(0, failures - 1), 40)
+        interval = min(interval, max(floor, settings.retry_backoff) * 2**doublings)
     return interval * (1 - JITTER + 2 * JITTER * rand)
 
 
@@ -72,7 +55,11 @@ class Loop:
         while not self.stop.is_set():
             self.progress = replace(self.progress, last_start_mono=time.monotonic())
             outcome = self._one_pass()
-            delay = next_delay(self.settings, outcome, random.random())  # noqa: S311 - jitter
+            try:
+                delay = next_delay(self.settings, outcome, random.random())  # noqa: S311
+            except Exception:  # never: but a worker that dies leaves a sidecar that lies
+                log.exception("internal error: please report it with this traceback")
+                delay = self.settings.sync_interval
             self.progress = replace(
                 self.progress,
                 last_end_mono=time.monotonic(),
@@ -87,15 +74,10 @@ class Loop:
 
     def _one_pass(self) -> Outcome:
         try:
-            outcome = run_once(self.settings, source=self.source, target=self.target)
+            return run_and_publish(self.settings, source=self.source, target=self.target)
         except Exception as exc:  # a bug must not end the sidecar: log it, count it, go on
             log.exception("internal error: please report it with this traceback")
             return Outcome(ExitCode.INTERNAL, f"internal error: {exc}", None, None, 0.0, None)
-        if self.settings.pushgateway_url or self.settings.report_status:
-            from syncjob.publish import after_pass
-
-            after_pass(self.settings, outcome)
-        return outcome
 
 
 def serve(settings: Settings, *, source: SourceLike, target: TargetLike | None) -> int:
@@ -103,7 +85,8 @@ def serve(settings: Settings, *, source: SourceLike, target: TargetLike | None) 
     from syncjob.server import start_server
 
     loop = Loop(settings, source=source, target=target)
-    server = start_server(settings, lambda: loop.progress)
+    worker = threading.Thread(target=loop.run_passes, name="passes", daemon=True)
+    server = start_server(settings, lambda: loop.progress, worker.is_alive)
     log.info(
         "serving /healthz /ready /metrics /status on %s:%d",
         settings.http_address, server.server_address[1],
@@ -120,7 +103,7 @@ def serve(settings: Settings, *, source: SourceLike, target: TargetLike | None) 
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
-    threading.Thread(target=loop.run_passes, name="passes", daemon=True).start()
+    worker.start()
     loop.stop.wait()
     # A pass in flight is abandoned (the next start converges, as after a crash),
     # but never in the middle of a swap: hold the guard until the process is gone.

@@ -12,9 +12,9 @@ from prometheus_client.registry import Collector
 
 from syncjob import __version__
 from syncjob.errors import ExitCode
+from syncjob.outcome import Outcome
 from syncjob.settings import Settings
 from syncjob.state import State
-from syncjob.sync import Outcome
 
 LABELS = ("cluster_id", "config_type")
 
@@ -67,6 +67,12 @@ class SyncCollector(Collector):
             state.consecutive_failures,
         )  # fmt: skip
         yield gauge("last_exit_code", "Exit code of the last pass.", int(outcome.exit_code))
+        yield gauge(
+            "checked",
+            "1 when a checker (promtool, amtool, CHECK_COMMAND) judges each new config "
+            "before the swap.",
+            outcome.checked,
+        )
         yield gauge(
             "in_sync",
             "1 when the file on disk is the source's config.",

@@ -59,8 +59,12 @@ def show_status(settings: Any, state: Any, verdict: Any) -> None:
     def when(ts: float | None) -> str:
         if ts is None:
             return "never"
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
-        return f"{stamp} ({time.time() - ts:.0f}s ago)"
+        try:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+        except (OverflowError, OSError, ValueError):  # NaN, 1e300: a state file gone wrong
+            return f"{ts!r} (not a time)"
+        age = time.time() - ts
+        return f"{stamp} ({age:.0f}s ago)" if age >= 0 else f"{stamp} ({-age:.0f}s from now)"
 
     table = Table(show_header=False, title=f"syncjob status: {settings.config_path}")
     table.add_column(style="bold")

@@ -13,8 +13,8 @@ from typing import Any
 from syncjob import transport
 from syncjob.dialects import server_message
 from syncjob.errors import SourceUnavailable, SyncError
+from syncjob.outcome import Outcome
 from syncjob.settings import Settings
-from syncjob.sync import Outcome
 
 log = logging.getLogger(__name__)
 

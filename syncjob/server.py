@@ -18,8 +18,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from syncjob import __version__, checker
 from syncjob.durations import format_duration
-from syncjob.loop import Progress
 from syncjob.metrics import registry
+from syncjob.outcome import Progress
 from syncjob.settings import Settings
 
 
@@ -49,18 +49,25 @@ def _iso(ts: float | None) -> str | None:
 class Views:
     """The JSON documents, built from one Progress (no I/O)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker_alive: Callable[[], bool]) -> None:
         self.settings = settings
         self.stuck_after = stuck_after(settings)
+        self.worker_alive = worker_alive
 
     def alive(self, p: Progress) -> bool:
-        return time.monotonic() - p.last_activity_mono < self.stuck_after
+        """The worker thread runs, and has started or finished a pass lately."""
+        recent = time.monotonic() - p.last_activity_mono < self.stuck_after
+        return recent and self.worker_alive()
 
     def health(self, p: Progress) -> dict[str, Any]:
         error = "" if p.last is None or p.last.ok else p.last.summary
         if not self.alive(p):
             status = "unhealthy"
-            error = error or f"no pass started or finished for {self.stuck_after:g}s"
+            error = error or (
+                f"no pass started or finished for {self.stuck_after:g}s"
+                if self.worker_alive()
+                else "the worker that runs the passes has stopped"
+            )
         else:
             status = "degraded" if error else "healthy"
         return {
@@ -101,8 +108,12 @@ class Views:
         }
 
 
-def start_server(settings: Settings, progress: Callable[[], Progress]) -> ThreadingHTTPServer:
-    views = Views(settings)
+def start_server(
+    settings: Settings,
+    progress: Callable[[], Progress],
+    worker_alive: Callable[[], bool] = lambda: True,
+) -> ThreadingHTTPServer:
+    views = Views(settings, worker_alive)
     reg = registry(settings, lambda: progress().last)
 
     class Handler(BaseHTTPRequestHandler):

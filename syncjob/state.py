@@ -39,8 +39,11 @@ class State:
     source_hash: str | None = None
     version: str | None = None  # the source's version tag for it
     etag: str | None = None  # If-None-Match for the next fetch: it describes source_hash
-    pending_reload: bool = False  # written, but the target has not taken it yet
+    pending_reload: bool = False  # applied_hash is on disk, but the target has not taken it yet
     rejected_hash: str | None = None  # content the target refused: not tried again
+    # SHA-256 of the config the target was last verified to have loaded (or was started
+    # with): the last good copy holds it, and a rollback restores it. None: not known.
+    running_hash: str | None = None
     last_attempt: float | None = None
     last_success: float | None = None
     last_change: float | None = None
@@ -64,6 +67,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "etag": _NULLABLE_STR,
     "pending_reload": (bool,),
     "rejected_hash": _NULLABLE_STR,
+    "running_hash": _NULLABLE_STR,
     "last_attempt": _NULLABLE_NUM,
     "last_success": _NULLABLE_NUM,
     "last_change": _NULLABLE_NUM,
@@ -71,6 +75,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "last_exit_code": (int, type(None)),
     "consecutive_failures": (int,),
 }
+
+
+# Fields newer than schema version 1's first files: absent means not known yet.
+_ADDED_LATER: dict[str, Any] = {"running_hash": None}
 
 
 def to_json(state: State) -> dict[str, Any]:
@@ -86,6 +94,7 @@ def from_json(obj: Any) -> State:
     version = obj.get("schema_version")
     if type(version) is not int or version != SCHEMA_VERSION:  # True == 1 in Python
         raise ValueError(f"schema_version is {obj.get('schema_version')!r}, not {SCHEMA_VERSION}")
+    obj = {**_ADDED_LATER, **obj}
     for name, types in _FIELD_TYPES.items():
         _check(name, obj.get(name, _MISSING), types)
     counts = obj.get("counts")

@@ -1,20 +1,23 @@
-"""One pass: fetch -> compare -> validate -> write -> reload -> record.
+"""One pass: fetch -> decide -> validate -> check -> keep the last good copy -> swap ->
+reload -> verify -> roll back -> record.
 
-Plain orchestration over collaborators handed in as arguments, so a test can give
-it a fake source or target and a real run gives it urllib3.
+Plain orchestration over collaborators handed in as arguments, so a test can give it
+a fake source or target and a real run gives it urllib3. What the state becomes at
+each step is decided in `plan`; this module only does the I/O, in order.
 """
 
 import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import NoReturn, Protocol
 
 from syncjob import checker, files, lock, plan, validate
 from syncjob import state as ledger
 from syncjob.dialects import Fetched
 from syncjob.errors import ExitCode, SyncError, TargetRejected
+from syncjob.outcome import Outcome
 from syncjob.plan import Action
 from syncjob.settings import Settings
 from syncjob.state import State
@@ -30,18 +33,17 @@ class TargetLike(Protocol):
     def reload(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class Outcome:
-    exit_code: ExitCode
-    summary: str  # "in sync", "written", "reloaded", or the error's one line
-    config_hash: str | None
-    version: str | None
-    duration: float
-    state: State | None  # None when the pass could not take the lock
+def run_and_publish(
+    settings: Settings, *, source: SourceLike, target: TargetLike | None
+) -> Outcome:
+    """A pass, then its metrics and status report: what the one-shot command and each
+    turn of the loop do."""
+    outcome = run_once(settings, source=source, target=target)
+    if settings.pushgateway_url or settings.report_status:
+        from syncjob.publish import after_pass
 
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == ExitCode.OK
+        after_pass(settings, outcome)
+    return outcome
 
 
 def run_once(
@@ -51,7 +53,8 @@ def run_once(
     target: TargetLike | None,
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
-    """Run one pass and record it; expected failures become an Outcome, bugs raise."""
+    """Run one pass and record it. Every failure becomes an Outcome with its exit code;
+    a bug is exit code 1, logged with its traceback and recorded like any failure."""
     started = time.monotonic()
     try:
         with lock.exclusive(settings.lock_path):
@@ -75,141 +78,140 @@ class _Pass:
     ) -> None:
         self.settings, self.source, self.target, self.clock = settings, source, target, clock
         self.state = ledger.load(settings.state_path)
+        self.served: str | None = None  # the hash of what the source serves, once known
+        self.check = checker.command(settings)
 
     def run(self) -> Outcome:
-        now = self.clock()
-        self.state = replace(self.state, last_attempt=now).count(runs=1)
+        self.state = plan.began(self.state, self.clock())
         try:
-            summary = self._sync()
+            summary = self.sync()
         except SyncError as exc:
             code, summary = exc.exit_code, str(exc)
-            self.state = replace(
-                self.state,
-                last_error=summary,
-                last_exit_code=int(code),
-                consecutive_failures=self.state.consecutive_failures + 1,
-            ).count(failures=1)
+        except Exception as exc:  # a bug: recorded like any failure, the process goes on
+            log.exception("internal error: please report it with this traceback")
+            code, summary = ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
         else:
             code = ExitCode.OK
-            self.state = replace(
-                self.state,
-                last_success=self.clock(),
-                last_error=None,
-                last_exit_code=0,
-                consecutive_failures=0,
-            ).count(successes=1)
+        if code == ExitCode.OK:
+            self.state = plan.succeeded(self.state, self.clock())
+        else:
+            self.state = plan.failed(self.state, code, summary)
         try:
             ledger.save(self.settings.state_path, self.state)
         except SyncError as exc:
             if code == ExitCode.OK:
                 code, summary = exc.exit_code, str(exc)
-        return Outcome(code, summary, self.state.applied_hash, self.state.version, 0.0, self.state)
+        shown = self.served or self.state.applied_hash
+        return Outcome(code, summary, shown, self.state.version, 0.0, self.state, bool(self.check))
 
-    def _sync(self) -> str:
-        path = self.settings.config_path
-        ours = (path, self.settings.state_path, self.settings.last_good_path)
-        if removed := [t for f in ours for t in files.remove_stray_temps(f)]:
-            log.info("removed %d temporary file(s) left by an interrupted pass", len(removed))
-        on_disk = files.file_hash(path)
+    def sync(self) -> str:
+        """The pass, top to bottom; returns its summary or raises its failure."""
+        path, settings = self.settings.config_path, self.settings
+        if not self.check and settings.check_cmd is None:  # not turned off: none was found
+            log.warning("configs are not checked before the swap: %s", checker.why_none(settings))
+        _remove_strays(settings)
+        disk = files.file_hash(path)
         with files.spool(path) as spool:  # the new bytes, if any: removed unless swapped in
-            fetched = self.source.fetch(plan.conditional_tag(self.state, on_disk), spool)
-            return self._act(fetched, spool, on_disk)
-
-    def _act(self, fetched: Fetched | None, spool: files.Spool, on_disk: str | None) -> str:
-        path = self.settings.config_path
-        decision = plan.decide(fetched, on_disk, self.state)
-        if "drift" in decision.reason:
-            log.warning("%s: %s", path, decision.reason)
-
-        if decision.action is Action.REFUSE:
-            rejected = (self.state.rejected_hash or "")[:12]
+            fetched = self.source.fetch(plan.conditional_tag(self.state, disk), spool)
+            self.served = fetched.sha256 if fetched else self.state.source_hash
+            decision = plan.decide(fetched, disk, self.state)
+            if decision.drift:
+                log.warning("drift: %s was changed on disk (%s)", path, decision.reason)
+            if decision.action is not Action.WRITE:
+                self.state = plan.served(self.state, fetched, disk)
+            else:
+                assert fetched is not None  # decided on fetched content only
+                spool.finish()
+                with spool.open() as new, path.open("rb") if disk else nullcontext() as current:
+                    validate.check(new, current, settings.config_type, settings.allow_empty)
+                if self.check:
+                    checker.run(self.check, spool.path)
+                self.state = plan.adopted(self.state, disk)
+                self._keep_last_good(disk)
+                # Write-ahead: if we die after the swap, the next pass sees the pending
+                # reload and finishes it instead of taking the new file for drift.
+                self._save(plan.intent(self.state, fetched, reloads=self.target is not None))
+                files.swap(spool.path, path)
+                self.state = plan.swapped(self.state, self.clock())
+            if decision.action is Action.RESTORE:
+                self._restore()
+        if decision.action is not Action.NOTHING:
+            self._reload(restoring=decision.held)
+        if decision.held:
+            running = self.state.running_hash
+            keeps = f"it keeps {running[:12]}" if running else "no config it ran is known"
             raise TargetRejected(
-                f"the target rejected config {rejected} before; waiting for the source to change"
+                f"the target rejected config {(self.served or '')[:12]} before; {keeps}; "
+                "waiting for the source to change"
             )
-        if decision.action is Action.NOTHING:
-            if fetched is not None:  # remember the tag even when the bytes were already there
-                self.state = replace(
-                    self.state,
-                    applied_hash=on_disk,
-                    source_hash=on_disk,
-                    etag=fetched.etag,
-                    version=fetched.version,
-                )
-            return "in sync"
-        if decision.action is Action.RELOAD:
-            self._reload()
-            return "reloaded"
-        assert fetched is not None  # WRITE is only decided on fetched content
-        self._write(fetched, spool, on_disk)
-        self._reload()
-        return "written"
-
-    def _write(self, fetched: Fetched, spool: files.Spool, on_disk: str | None) -> None:
-        """Gate, check the staged file, keep the last good copy, then swap."""
-        path = self.settings.config_path
-        spool.finish()
-        with spool.open() as new, path.open("rb") if on_disk else nullcontext() as current:
-            validate.check(new, current, self.settings.config_type, self.settings.allow_empty)
-        intent = replace(
-            self.state,
-            applied_hash=fetched.sha256,
-            source_hash=fetched.sha256,
-            etag=fetched.etag,
-            version=fetched.version,
-            pending_reload=self.target is not None,
-            rejected_hash=None,
+        return {Action.NOTHING: "in sync", Action.RELOAD: "reloaded"}.get(
+            decision.action, "written"
         )
-        if check := checker.command(self.settings):
-            checker.run(check, spool.path)
-        if on_disk is not None and self._known_good(on_disk):
-            files.copy_atomic(path, self.settings.last_good_path, mask=files.NOT_WORLD_WRITABLE)
-        # Write-ahead: if we die after the swap, the next pass sees the pending
-        # reload and finishes it instead of taking the new file for drift.
-        ledger.save(self.settings.state_path, intent)
-        files.swap(spool.path, path)
-        self.state = replace(intent, last_change=self.clock()).count(changes=1)
 
-    def _known_good(self, on_disk: str | None) -> bool:
-        """Whether the file about to be replaced is one the target runs happily.
-
-        A file this tool has not written yet is the one the target started with.
-        """
-        s = self.state
-        if on_disk == s.rejected_hash:
-            return False
-        return s.applied_hash is None or (on_disk == s.applied_hash and not s.pending_reload)
-
-    def _reload(self) -> None:
-        if self.target is None:
-            self.state = replace(self.state, pending_reload=False)
+    def _reload(self, *, restoring: bool) -> None:
+        """Reload and verify; a rejected new config is rolled back (and raises)."""
+        if self.target is None:  # write only: the target takes it at its next start
+            self.state = plan.unverified(self.state, self.state.applied_hash)
             return
         try:
             self.target.reload()
-        except TargetRejected as rejected:
-            self._roll_back(rejected)
-        self.state = replace(self.state, pending_reload=False).count(reloads=1)
+        except TargetRejected as refusal:
+            if restoring:  # still pending: the next pass tries the reload again
+                raise TargetRejected(
+                    f"{refusal}; that is the config it ran before: check the target"
+                ) from None
+            self._roll_back(refusal)
+        self.state = plan.verified(self.state, self.state.applied_hash)
+        self._keep_last_good(self.state.applied_hash)
 
-    def _roll_back(self, rejected: TargetRejected) -> NoReturn:
-        """Put the last good config back, make the target take it again, and say so (76)."""
-        bad = self.state.applied_hash
-        self.state = replace(self.state, pending_reload=False, rejected_hash=bad)
-        good = files.file_hash(self.settings.last_good_path)
-        if good is None:
-            raise TargetRejected(
-                f"{rejected}; no last good copy to roll back to (first pass): "
-                "the rejected file stays in place"
-            )
-        files.copy_atomic(self.settings.last_good_path, self.settings.config_path)
-        self.state = replace(self.state, applied_hash=good, pending_reload=True)
-        ledger.save(self.settings.state_path, self.state)
-        assert self.target is not None
+    def _roll_back(self, refusal: TargetRejected) -> NoReturn:
+        """Put the config the target runs back, make it take it again, and say so (76).
+
+        A rollback that fails part way is recorded as pending: the next pass finishes it
+        before anything else (plan.decide: RESTORE or RELOAD while held).
+        """
+        self.state = plan.rejected(self.state)
         try:
-            self.target.reload()
-        except SyncError as again:
-            raise TargetRejected(f"{rejected}; the rollback did not take either: {again}") from None
-        self.state = replace(self.state, pending_reload=False).count(reloads=1, rollbacks=1)
+            self._restore()
+            self._reload(restoring=True)
+        except SyncError as failure:
+            raise type(failure)(f"{refusal}; the rollback did not finish: {failure}") from None
+        self.state = plan.rolled_back(self.state)
         log.warning("rolled back %s to the last good config", self.settings.config_path)
-        raise TargetRejected(f"{rejected}; rolled back to the last good config")
+        raise TargetRejected(f"{refusal}; rolled back to the last good config")
+
+    def _restore(self) -> None:
+        """The last good copy back in place of the config, its reload pending."""
+        good, copy = self.state.running_hash, self.settings.last_good_path
+        if good is None or files.file_hash(copy) != good:
+            raise TargetRejected(
+                f"no last good copy to roll back to ({copy} is missing or not the config "
+                "the target runs): the rejected file stays in place"
+            )
+        self._save(plan.restoring(self.state, good))
+        files.copy_atomic(copy, self.settings.config_path)
+
+    def _keep_last_good(self, disk: str | None) -> None:
+        """The last good copy holds what the target runs, taken from the config while the
+        config is that: after each verified reload, and before a swap if it is missing.
+        (Written with no target to reload, it is the config before the last write.)"""
+        good, copy = self.state.running_hash, self.settings.last_good_path
+        if good is None or files.file_hash(copy) == good:
+            return
+        if disk != good:  # the config was edited since: what runs is nowhere on disk
+            log.warning("%s is not the config the target runs: cannot refresh it", copy)
+            return
+        files.copy_atomic(self.settings.config_path, copy, mask=files.NOT_WORLD_WRITABLE)
+
+    def _save(self, state: State) -> None:
+        ledger.save(self.settings.state_path, state)
+        self.state = state
+
+
+def _remove_strays(settings: Settings) -> None:
+    ours = (settings.config_path, settings.state_path, settings.last_good_path)
+    if removed := [t for f in ours for t in files.remove_stray_temps(f)]:
+        log.info("removed %d temporary file(s) left by an interrupted pass", len(removed))
 
 
 def _log(settings: Settings, outcome: Outcome) -> None:

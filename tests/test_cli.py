@@ -32,7 +32,7 @@ def test_version():
 
 def test_help_documents_every_exit_code():
     run = syncjob("--help")
-    for code in (0, 1, 2, 65, 69, 73, 75, 76, 77):
+    for code in (0, 1, 2, 3, 65, 69, 73, 75, 76, 77):
         assert f"\n{code:>5}  " in run.stdout
 
 
@@ -343,3 +343,38 @@ def test_status_exits_with_the_failed_pass_code(fake_agent, config_path):
 def test_status_of_a_config_never_synced_is_3(tmp_path):
     run = syncjob("status", env={"CONFIG_PATH": str(tmp_path / "prometheus.yml")})
     assert (run.code, run.stderr) == (3, "syncjob: unhealthy: no pass has run yet\n")
+
+
+@pytest.mark.parametrize(
+    ("last_success", "words"),
+    [
+        ("NaN", "last success is not a time (nan)"),
+        ("Infinity", "last success is not a time (inf)"),
+        ("1e300", "in the future"),
+        ("2800000000", "in the future: the clock stepped back"),
+    ],
+)
+def test_status_of_a_state_with_an_impossible_time_is_3_never_in_sync(
+    fake_agent, config_path, last_success, words
+):
+    """A state file the schema allows, with a time that means nothing: said as such."""
+    env = pass_env(fake_agent.url, config_path)
+    assert syncjob(env=env).code == 0
+    state = config_path.with_name(".prometheus.yml.syncjob.json")
+    text = state.read_text()
+    doc = json.loads(text)
+    text = text.replace(
+        f'"last_success": {json.dumps(doc["last_success"])}', f'"last_success": {last_success}'
+    )
+    state.write_text(text)
+    offline = {"CONFIG_PATH": str(config_path)}
+    human = syncjob("status", env=offline)
+    assert human.code == 3
+    assert human.stderr.startswith("syncjob: unhealthy: last success ")
+    assert words in human.stderr
+    assert len(human.stderr.splitlines()) == 1
+    assert len(human.stderr) < 200
+    assert "Traceback" not in human.stderr + human.stdout
+    as_json = syncjob("status", "--json", env=offline)
+    assert as_json.code == 3
+    assert json.loads(as_json.stdout)["healthy"] is False

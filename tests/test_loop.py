@@ -172,7 +172,7 @@ def test_next_delay(settings, code, failures, rand, delay):
 
 
 def test_liveness_fails_only_when_no_pass_started_or_finished_for_too_long(settings):
-    views = Views(settings)
+    views = Views(settings, lambda: True)
     now = time.monotonic()
     fresh = Progress(started=time.time(), started_mono=now, last_start_mono=now)
     assert views.alive(fresh)
