@@ -62,15 +62,17 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
 
-# The wheels are bind-mounted from the build stage and the wheels context, so they leave
-# no layer behind.
+# syncjob's wheel is copied (a bind mount from a cached build stage fails in podman 4.3's
+# buildah: "couldn't find .../merged/dist on host"), so its ~70 KB stay in a layer; the
+# dependencies' wheels are bind-mounted from the wheels context and leave none.
 # compileall: the official python images delete every .pyc of the standard library, so
 # without it each run would compile the stdlib modules it imports from source, every
 # time (nothing can be cached on a read-only filesystem): a slower no-op pass. Every
 # folder on sys.path, wherever the base keeps its Python.
-RUN --mount=type=bind,from=build,source=/dist,target=/dist \
-    --mount=type=bind,from=wheels,target=/wheels \
-    pip install --no-cache-dir --find-links /wheels /dist/*.whl \
+COPY --from=build /dist/ /tmp/dist/
+RUN --mount=type=bind,from=wheels,target=/wheels \
+    pip install --no-cache-dir --find-links /wheels /tmp/dist/*.whl \
+    && rm -rf /tmp/dist \
     && python -c "import compileall, os, sys; sys.exit(not all(compileall.compile_dir(p, quiet=1, workers=0) for p in sys.path if os.path.isdir(p)))"
 
 # Numeric, so `runAsNonRoot` can check it without a passwd entry.

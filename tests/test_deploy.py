@@ -572,8 +572,9 @@ def test_dockerfile() -> None:
     # The optional offline wheels: an empty stage unless --build-context wheels=DIR.
     assert ("scratch", "wheels") in bases
     assert text.count("--mount=type=bind,from=wheels,target=/wheels") == 2
+    assert "bind,from=build" not in text, "a bind mount from a cached stage fails in podman 4.3"
     assert re.search(r"pip wheel .*--no-deps", text), "the build stage builds the wheel only"
-    assert re.search(r"--mount=type=bind,from=build", text), "the final stage installs the wheel"
+    assert re.search(r"^COPY --from=build /dist/", text, re.M), "the final stage installs the wheel"
     assert "PYTHONDONTWRITEBYTECODE=1" in text
     assert "compileall" in text, "bytecode compiled at build time (read-only filesystem)"
     (user,) = re.findall(r"^USER\s+(\S+)", text, re.M)
