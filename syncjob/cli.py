@@ -2,12 +2,14 @@
 
 import inspect
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from syncjob import __version__
-from syncjob.errors import MEANINGS, ExitCode, UsageError
+from syncjob.errors import MEANINGS, ExitCode, SyncError, UsageError
 from syncjob.output import setup_logging, usage_error
 from syncjob.settings import BY_FIELD, FOR_A_PASS, SETTINGS, Setting, Settings, parse_bool, resolve
 
@@ -47,10 +49,28 @@ def sync(
     """
     if ctx.invoked_subcommand is not None:
         return
-    resolved = _settings(ctx)
-    setup_logging(resolved.json_logs, resolved.log_level)
-    source, target = _peers(resolved)
-    raise typer.Exit((sidecar if loop else one_shot)(resolved, source, target))
+    with failures_reported():
+        resolved = _settings(ctx)
+        setup_logging(resolved.json_logs, resolved.log_level)
+        source, target = _peers(resolved)
+        code = (sidecar if loop else one_shot)(resolved, source, target)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def failures_reported() -> Iterator[None]:
+    """The one place where a command's failure becomes its exit code: an expected one as
+    one `syncjob: error:` line, a bug with its traceback in the log (exit 1)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except SyncError as exc:
+        usage_error(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except Exception:
+        log.exception("internal error: please report it with this traceback")
+        raise typer.Exit(ExitCode.INTERNAL) from None
 
 
 def _setting_option(setting: Setting) -> inspect.Parameter:
@@ -92,11 +112,7 @@ app.callback(invoke_without_command=True, epilog=EXIT_CODES)(sync)
 def _settings(ctx: typer.Context, required: tuple[str, ...] = FOR_A_PASS) -> Settings:
     """Settings from the main command's flags and the environment; exit 2 if they are wrong."""
     params = {k: str(v) if isinstance(v, bool) else v for k, v in ctx.params.items()}
-    try:
-        return resolve({k: v for k, v in params.items() if k in BY_FIELD}, required=required)
-    except UsageError as exc:
-        usage_error(str(exc))
-        raise typer.Exit(ExitCode.USAGE) from None
+    return resolve({k: v for k, v in params.items() if k in BY_FIELD}, required=required)
 
 
 def _peers(settings: Settings) -> tuple["Source", "Target | None"]:
@@ -104,32 +120,20 @@ def _peers(settings: Settings) -> tuple["Source", "Target | None"]:
     from syncjob.source import Source
     from syncjob.target import Target
 
-    try:
-        return Source(settings), (Target(settings) if settings.reload_url else None)
-    except UsageError as exc:
-        usage_error(str(exc))
-        raise typer.Exit(ExitCode.USAGE) from None
+    reloads = settings.reload_url or settings.reload_cmd
+    return Source(settings), (Target(settings) if reloads else None)
 
 
 def one_shot(settings: Settings, source: "Source", target: "Target | None") -> int:
-    """One pass; a bug is logged with its traceback (exit 1)."""
-    from syncjob.sync import run_once
+    """One pass, then its metrics and status report."""
+    from syncjob.sync import run_and_publish
 
     if settings.splay:  # before the lock: a waiting pass holds nothing
         import random
         import time
 
         time.sleep(random.uniform(0, settings.splay))  # noqa: S311 - spreading, not secrets
-    try:
-        outcome = run_once(settings, source=source, target=target)
-    except Exception:
-        log.exception("internal error: please report it with this traceback")
-        return ExitCode.INTERNAL
-    if settings.pushgateway_url or settings.report_status:
-        from syncjob.publish import after_pass
-
-        after_pass(settings, outcome)
-    return int(outcome.exit_code)
+    return int(run_and_publish(settings, source=source, target=target).exit_code)
 
 
 def sidecar(settings: Settings, source: "Source", target: "Target | None") -> int:
@@ -139,8 +143,9 @@ def sidecar(settings: Settings, source: "Source", target: "Target | None") -> in
     try:
         return serve(settings, source=source, target=target)
     except OSError as exc:  # e.g. the port is taken
-        log.error("cannot serve on %s:%d: %s", settings.http_address, settings.http_port, exc)
-        return ExitCode.USAGE
+        raise UsageError(
+            f"cannot serve on {settings.http_address}:{settings.http_port}: {exc.strerror or exc}"
+        ) from None
 
 
 @app.command()
@@ -149,7 +154,9 @@ def demo() -> None:
     directory: the first writes the config, the second finds nothing to do."""
     from syncjob.demo import run_demo
 
-    raise typer.Exit(run_demo())
+    with failures_reported():
+        code = run_demo()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -170,13 +177,13 @@ def status(
     from syncjob import state as ledger
     from syncjob.durations import parse_duration
 
-    settings = _settings(cast(typer.Context, ctx.parent), required=("config_path",))
-    try:
-        age = parse_duration(max_age) if max_age else 3 * settings.sync_interval
-    except ValueError as exc:
-        usage_error(f"invalid --max-age: {exc}")
-        raise typer.Exit(ExitCode.USAGE) from None
-    state = ledger.load(settings.state_path)
+    with failures_reported():
+        settings = _settings(cast(typer.Context, ctx.parent), required=("config_path",))
+        try:
+            age = parse_duration(max_age) if max_age else 3 * settings.sync_interval
+        except ValueError as exc:
+            raise UsageError(f"invalid --max-age: {exc}") from None
+        state = ledger.load(settings.state_path)
     verdict = health.judge(state, age)
     if as_json:
         output.print_json(
