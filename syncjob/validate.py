@@ -1,31 +1,34 @@
-"""Gates a config must pass before it may replace the target's file (no I/O).
+"""Gates a config must pass before it may replace the target's file.
 
-The YAML is read as a stream of parser events, never built into Python objects:
-that is ten times faster than loading it, holds no more memory than its nesting
-depth, and cannot be crashed or exhausted by a hostile document (30,000 levels of
-nesting overflow the C loader's stack; a billion-laughs alias bomb expands without
-end). The shape checks need only the top of the document and a few counts.
+One reader for every document. libyaml's C parser reads the whole stream through, building
+nothing (~14 ms per MiB): that is the syntax check. Its events are looked at in Python only
+as far as the shape needs: the top of the first document, what `groups` holds, and whether a
+rule or receiver exists, a few lines into a 64 MiB file. Nothing here expands an alias or
+constructs a tagged value, so neither is policed: the content is the target's checker's to
+judge (promtool, amtool), then its reload's, which the pass verifies and rolls back.
 
-Walking every event in Python still costs ~120 ms per MiB. A plain document (see
-plain_yaml) has nothing the walk polices past its top: libyaml's C parser judges its
-syntax at a tenth of that, and the walk stops at its first rule or receiver.
+syncjob's own checks, all of them (the README lists them too): YAML syntax; one document;
+a mapping at the top (a rules file may also be empty or null: zero rules, as promtool
+reads it); a rules file's `groups`, if there are other keys or it holds anything, is a list;
+a read that costs far more than a document of its size should is refused (libyaml takes
+quadratic time on flow collections nested thousands deep); and the empty guard.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import io
+import re
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from syncjob.errors import ContentRefused
 
 RULE_TYPES = ("prometheus-rules", "vmalert")
-MAX_DEPTH = 200  # Prometheus and Alertmanager configs nest about 10 deep
-MAX_ALIAS_EXPANSION = 1_000_000  # nodes that aliases may add, counted as if copied
 
-# Tags a config may carry explicitly; anything else (`!python/object`, `!custom`) is
-# not a Prometheus or Alertmanager config, whatever it would construct to.
-_PLAIN_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map",
-               "seq", "timestamp", "binary", "merge")}  # fmt: skip
+# CPU seconds a read may take: a base, plus so much per MiB read so far. libyaml reads a
+# MiB of config in ~14 ms, PyYAML's pure-Python parser in ~1 s; a flow collection nested
+# 20,000 deep (40 KB) takes libyaml a second, and the cost grows with the square.
+BUDGET_SECONDS = 0.5
+BUDGET_PER_MIB = {"libyaml": 0.15, "python": 10.0}
 
 # A node's path from the top: mapping keys, and _ITEM for a sequence's items. Not a string,
 # so that no key (a `'*'` key, say) can pass for an item.
@@ -34,8 +37,22 @@ _Path = tuple[str | int | None, ...]  # None: a key that is not a scalar
 
 # Sequences whose items are what "alerting" means for each type: rules and receivers.
 _RULES: _Path = ("groups", _ITEM, "rules")
-_COUNTED: dict[_Path, str] = {_RULES: "rules", ("receivers",): "receivers"}
 _ALERTING: dict[str, _Path] = {**dict.fromkeys(RULE_TYPES, _RULES), "alertmanager": ("receivers",)}
+_WHAT = {_RULES: "rules", ("receivers",): "receivers"}
+
+# What a plain scalar means null in YAML 1.1 and 1.2 (PyYAML's resolver, Go's yaml.v3).
+_NULLS = {"", "~", "null", "Null", "NULL"}
+_NULL_TAG = "tag:yaml.org,2002:null"
+
+
+@dataclass
+class Shape:
+    top: str = "nothing"  # "a mapping", "a list", "a scalar", "null" or "nothing"
+    groups: str = "absent"  # what the top mapping's `groups` holds, in the same words
+    other_keys: bool = False  # the top mapping has keys besides `groups`
+    alerting: bool = False  # a rule or receiver exists (or may: through a merge key or alias)
+    documents: int = 0
+    explicit: bool = False  # the first document starts with `---`
 
 
 def check(
@@ -50,80 +67,77 @@ def check(
     An upstream outage that serves `groups: []` must not wipe a fleet's alerting:
     removing every rule / receiver the current file has needs `allow_empty`.
     """
-    if _blank(content):
+    rules = config_type in RULE_TYPES
+    if not rules and _blank(content):  # promtool reads an empty rules file as zero rules
         raise ContentRefused("source served an empty config")
-    shape = _judge(content, config_type)
-    if shape.top != "mapping":
+    shape = read(content, config_type)
+    if shape.documents > 1:
+        raise ContentRefused("source served invalid YAML: more than one document")
+    if not (shape.top == "a mapping" or (rules and shape.top in ("null", "nothing"))):
         raise ContentRefused(f"the {config_type} config must be a YAML mapping, got {shape.top}")
-    if config_type in RULE_TYPES and not shape.has_groups_list:
+    if rules and (
+        shape.groups in ("a mapping", "a scalar") or (shape.groups == "absent" and shape.other_keys)
+    ):
         raise ContentRefused(f"the {config_type} file must have a `groups` list")
-    if allow_empty or current is None:
+    path = _ALERTING.get(config_type)
+    if allow_empty or current is None or path is None or shape.alerting:
         return
     try:
-        before = _alerting_size(read_shape(current, enough_for=config_type), config_type)
+        before = read(current, config_type, through=False)
     except ContentRefused:
         return  # a broken current file has nothing to protect
-    if before and not _alerting_size(shape, config_type):
-        what = _COUNTED[_ALERTING[config_type]]
+    if before.alerting:
         raise ContentRefused(
-            f"the new config has no {what} but the current one has some: refused "
+            f"the new config has no {_WHAT[path]} but the current one has some: refused "
             "(ALLOW_EMPTY / --allow-empty accepts it)"
         )
-
-
-@contextmanager
-def _rewound(content: bytes | BinaryIO) -> Iterator[None]:
-    """Whatever the body reads of a file, put it back at its start for the next reader."""
-    try:
-        yield
-    finally:
-        if not isinstance(content, bytes):
-            content.seek(0)
 
 
 def _blank(content: bytes | BinaryIO) -> bool:
     """Nothing but whitespace; a file is read only as far as its first other byte."""
     if isinstance(content, bytes):
         return not content.strip()
-    with _rewound(content):
+    try:
         while chunk := content.read(1 << 16):
             if chunk.strip():
                 return False
         return True
+    finally:
+        content.seek(0)
 
 
-@dataclass
-class Shape:
-    top: str = "nothing"  # "mapping", "a list", "a scalar", or "nothing"
-    has_groups_list: bool = False
-    rules: int = 0  # read with `enough_for`: 1 for "some"
-    receivers: int = 0
+def read(content: bytes | BinaryIO, config_type: str, *, through: bool = True) -> Shape:
+    """The document's shape; ContentRefused if it is not YAML.
 
+    `through`: read every document to the end of the stream, which is the syntax check and
+    counts the documents; without it (the current file), stop once the shape is known.
+    A file is read from where it is and put back there.
+    """
+    # PyYAML costs ~18 ms to import: only passes that write pay for it.
+    import yaml
 
-def _alerting_size(shape: Shape, config_type: str) -> int:
-    path = _ALERTING.get(config_type)
-    return getattr(shape, _COUNTED[path]) if path else 0
-
-
-def _judge(content: bytes | BinaryIO, config_type: str) -> Shape:
-    """The new document's shape, refusing all that read_shape refuses, the fast way if plain."""
-    # Imported here: a pass that writes nothing compiles none of plain_yaml's patterns.
-    from yaml import YAMLError, __with_libyaml__
-
-    from syncjob import plain_yaml
-
-    with _rewound(content):
-        plain = __with_libyaml__ and plain_yaml.is_plain(content)
-    if not plain:
-        return read_shape(content)
-    from yaml import CSafeLoader
-
-    with _rewound(content):
-        try:
-            CSafeLoader(content).raw_parse()  # every event, none of them built into Python
-        except YAMLError as exc:
-            raise _invalid(exc) from None
-    return read_shape(content, enough_for=config_type)
+    stream = io.BytesIO(content) if isinstance(content, bytes) else content
+    start = stream.tell()
+    c_loader = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
+    feed = _Feed(stream, BUDGET_PER_MIB["libyaml" if c_loader else "python"])
+    parser: Any = (c_loader or yaml.SafeLoader)(feed)
+    shape = Shape()
+    try:
+        _walk(parser, config_type, shape, yaml)
+        if through:
+            if c_loader and not feed.utf16:
+                parser.raw_parse()  # the rest, at C speed; the feed counts the `---` lines
+                feed.finish()
+                shape.documents = feed.document_starts + (shape.documents and not shape.explicit)
+            else:  # libyaml's UTF-16 input, or no libyaml: each event comes to Python
+                while (event := parser.get_event()) is not None:
+                    shape.documents += isinstance(event, yaml.DocumentStartEvent)
+    except yaml.YAMLError as exc:
+        raise ContentRefused(f"source served invalid YAML: {_where(exc)}") from None
+    finally:
+        parser.dispose()
+        stream.seek(start)
+    return shape
 
 
 @dataclass
@@ -132,109 +146,136 @@ class _Node:
 
     path: _Path
     is_mapping: bool
-    anchor: str | None
-    size: int = 1  # nodes in it so far, aliases counted as copies
-    children: int = 0
     key: str | None = None  # the key whose value comes next (mappings)
     expecting_key: bool = True
 
 
-def read_shape(content: bytes | BinaryIO, *, enough_for: str | None = None) -> Shape:
-    """The document's shape, from parser events; ContentRefused if it is not sane YAML.
-
-    `enough_for`, a config type: stop as soon as the shape answers what `check` asks of
-    that type (its top, its `groups` list, whether it has any rule or receiver), a few
-    lines into a 64 MiB file. What lies beyond is not judged: for the current file, and
-    for a plain document whose syntax libyaml has already read through.
-    """
-    alerting_path = _ALERTING.get(enough_for) if enough_for else None
-    # PyYAML costs ~18 ms to import: only passes that write pay for it.
-    import yaml
-
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    shape, stack, anchors = Shape(), list[_Node](), dict[str, int]()
-    documents, expansion = 0, 0
-    try:
-        for event in yaml.parse(content, Loader=loader):
-            if isinstance(event, yaml.DocumentStartEvent):
-                documents += 1
-                if documents > 1:
-                    raise ContentRefused("source served invalid YAML: more than one document")
-                continue
-            if not isinstance(event, yaml.NodeEvent | yaml.CollectionEndEvent):
-                continue
-            if isinstance(event, yaml.CollectionEndEvent):
-                node = stack.pop()
-                if not node.is_mapping and (counted := _COUNTED.get(node.path)):
-                    setattr(shape, counted, getattr(shape, counted) + node.children)
-                _finish(stack, anchors, node.anchor, node.size)
-                continue
-            # A node: scalar, alias, or the start of a collection.
-            tag = getattr(event, "tag", None)
-            if tag not in (None, "!") and tag not in _PLAIN_TAGS:
-                raise ContentRefused(f"source served invalid YAML: unsupported tag {tag[:60]}")
-            parent = stack[-1] if stack else None
-            if parent is None:
-                shape.top = (
-                    "mapping" if isinstance(event, yaml.MappingStartEvent)
-                    else "a list" if isinstance(event, yaml.SequenceStartEvent)
-                    else "a scalar"
-                )  # fmt: skip
-                if enough_for and alerting_path is None:
-                    return shape  # the top is all that is asked of this type
-            if parent is not None and parent.is_mapping and parent.expecting_key:
-                # A key. Prometheus and Alertmanager keys are plain words: a list or a
-                # mapping as a key (`? [a, b]`) is not a config of theirs.
-                if isinstance(event, yaml.CollectionStartEvent):
-                    raise ContentRefused("source served YAML with a collection as a mapping key")
-                parent.key = event.value if isinstance(event, yaml.ScalarEvent) else None
-                parent.expecting_key = False
-            elif parent is not None:
-                parent.children += 1
-                parent.expecting_key = True
-                if parent.path == alerting_path and not parent.is_mapping:
-                    setattr(shape, _COUNTED[alerting_path], 1)
-                    return shape
-            if isinstance(event, yaml.AliasEvent):
-                if event.anchor not in anchors:
-                    raise ContentRefused(
-                        f"source served invalid YAML: alias *{event.anchor} has no anchor"
-                    )
-                added = anchors[event.anchor]
-                expansion += added
-                if expansion > MAX_ALIAS_EXPANSION:
-                    raise ContentRefused("YAML aliases expand too far (an alias bomb?)")
-                _finish(stack, anchors, None, added)
-            elif isinstance(event, yaml.CollectionStartEvent):
-                path = _child_path(parent)
-                if path == ("groups",) and isinstance(event, yaml.SequenceStartEvent):
-                    shape.has_groups_list = True
-                stack.append(_Node(path, isinstance(event, yaml.MappingStartEvent), event.anchor))
-                if len(stack) > MAX_DEPTH:
-                    raise ContentRefused(f"YAML nested more than {MAX_DEPTH} levels deep")
-            else:
-                _finish(stack, anchors, event.anchor, 1)
-    except yaml.YAMLError as exc:
-        raise _invalid(exc) from None
-    return shape
+def _walk(parser: Any, config_type: str, shape: Shape, yaml: Any) -> None:
+    """Read events of the first document until `shape` answers what `check` asks of this type:
+    the top for any type, and whether a rule or receiver exists for those that have them."""
+    alerting = _ALERTING.get(config_type)
+    stack: list[_Node] = []
+    while (event := parser.get_event()) is not None:
+        if isinstance(event, yaml.DocumentStartEvent):
+            shape.documents, shape.explicit = 1, bool(event.explicit)
+            continue
+        if isinstance(event, yaml.DocumentEndEvent | yaml.StreamEndEvent):
+            return  # the first document is all the shape needs
+        if isinstance(event, yaml.CollectionEndEvent):
+            stack.pop()
+            continue
+        if not isinstance(event, yaml.NodeEvent):
+            continue  # the stream's start
+        parent = stack[-1] if stack else None
+        if parent is None:
+            shape.top = _what(event, yaml)
+            if alerting is None:
+                return
+            path: _Path = ()
+        elif parent.is_mapping and parent.expecting_key:
+            parent.key = event.value if isinstance(event, yaml.ScalarEvent) else None
+            parent.expecting_key = False
+            if not parent.path:  # a key of the top mapping
+                if parent.key == "<<":  # a merge key may bring `groups` or `receivers`
+                    shape.alerting = True
+                    return
+                shape.other_keys |= parent.key != "groups"
+            path = (*parent.path, None)  # a collection as a key: walked past
+        else:
+            parent.expecting_key = True
+            if parent.path == alerting and not parent.is_mapping:
+                shape.alerting = True  # the first rule or receiver
+                return
+            path = (*parent.path, parent.key if parent.is_mapping else _ITEM)
+            if path == ("groups",):
+                shape.groups = _what(event, yaml)
+            if path == alerting and isinstance(event, yaml.AliasEvent):
+                shape.alerting = True  # a list anchored elsewhere: not followed
+                return
+        if isinstance(event, yaml.CollectionStartEvent):
+            stack.append(_Node(path, isinstance(event, yaml.MappingStartEvent)))
 
 
-def _child_path(parent: _Node | None) -> _Path:
-    if parent is None:
-        return ()
-    return (*parent.path, parent.key if parent.is_mapping else _ITEM)
+def _what(event: Any, yaml: Any) -> str:
+    if isinstance(event, yaml.MappingStartEvent):
+        return "a mapping"
+    if isinstance(event, yaml.SequenceStartEvent):
+        return "a list"
+    if isinstance(event, yaml.AliasEvent):
+        return "an alias"
+    plain_null = event.tag is None and event.implicit[0] and event.value in _NULLS
+    return "null" if plain_null or event.tag == _NULL_TAG else "a scalar"
 
 
-def _finish(stack: list[_Node], anchors: dict[str, int], anchor: str | None, size: int) -> None:
-    """A node is complete: remember its size for aliases, and add it to its parent."""
-    if anchor:
-        anchors[anchor] = size
-    if stack:
-        stack[-1].size += size
+# `---` at the start of a line, followed by a blank or a line break (libyaml's: LF, CR, NEL,
+# LS, PS), is a document start in any valid stream: inside a quoted scalar it is an error,
+# and it ends a plain or block scalar. So, once libyaml has read the stream without error,
+# counting these lines counts the documents (each starts one; `...` alone starts none).
+_DOCUMENT_START = re.compile(rb"---(?=[ \t\r\n]|\xc2\x85|\xe2\x80[\xa8\xa9]|\Z)")
+_LINE_BREAKS = (b"\n", b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
+_BOM = b"\xef\xbb\xbf"
+_BLOCK = 1 << 16
+# What a parser gets at each read: the budget is looked at between reads, and libyaml's
+# cost on a bomb grows with the square of what it reads at once.
+_SLICE = 1 << 11
 
 
-def _invalid(exc: Any) -> ContentRefused:
-    return ContentRefused(f"source served invalid YAML: {_where(exc)}")
+class _Feed:
+    """The stream as a parser reads it, a slice at a time: on the way it counts the lines that
+    start a document, and refuses a read that costs far more than its size should."""
+
+    def __init__(self, stream: BinaryIO, per_mib: float) -> None:
+        self._stream = stream
+        self._block = b""
+        self._at = 0  # where the next slice starts in _block
+        self._given = 0
+        self._per_byte = per_mib / (1 << 20)
+        self._started = time.thread_time()
+        self._tail = b""  # the end of what was scanned, kept for a `---` across two blocks
+        self._from = 0  # where scanning resumes in _tail + the next block
+        self._at_start = True  # _tail starts at the stream's first byte
+        self._ended = False
+        self.document_starts = 0
+        self.utf16 = False
+
+    def read(self, size: int = _SLICE, /) -> bytes:
+        spent = time.thread_time() - self._started
+        if spent > BUDGET_SECONDS + self._per_byte * self._given:
+            raise ContentRefused(
+                f"source served YAML that takes too long to read ({spent:.1f}s of CPU for "
+                f"{self._given >> 10} KiB): flow collections nested thousands deep?"
+            )
+        if self._at >= len(self._block):
+            self._block, self._at = self._stream.read(_BLOCK), 0
+            if not self._given:
+                self.utf16 = self._block.startswith((b"\xff\xfe", b"\xfe\xff"))
+            self._scan(self._block)
+        piece = self._block[self._at : self._at + min(size, _SLICE)]
+        self._at += len(piece)
+        self._given += len(piece)
+        return piece
+
+    def finish(self) -> None:
+        """The stream has been read: scan its last bytes (a `---` at its very end)."""
+        self._scan(b"")
+
+    def _scan(self, block: bytes) -> None:
+        if self._ended:
+            return
+        self._ended = not block
+        text = self._tail + block
+        # A `---` needs up to 3 bytes after it (LS, PS) to be judged, up to 3 before it.
+        limit = len(text) if self._ended else max(self._from, len(text) - 5)
+        for match in _DOCUMENT_START.finditer(text, self._from):
+            at = match.start()
+            if at >= limit:
+                break
+            first = self._at_start and (at == 0 or (at == 3 and text.startswith(_BOM)))
+            if first or any(text.endswith(brk, 0, at) for brk in _LINE_BREAKS):
+                self.document_starts += 1
+        cut = max(0, limit - 3)
+        self._tail, self._from = text[cut:], limit - cut
+        self._at_start &= cut == 0
 
 
 def _where(exc: Any) -> str:

@@ -878,35 +878,52 @@ HOSTILE_YAML = {
 }
 
 
+# Nothing in syncjob expands an alias or builds the document (it reads parser events), so a
+# bomb costs what its text costs; the target's checker judges what it would make of it.
+# Flow collections nested 100,000 deep would take libyaml 30 s: a read over its budget.
+HOSTILE_VERDICTS = {
+    "billion laughs": "accepted",
+    "[ x 100000": "too long to read",
+    "{ x 100000": "too long to read",
+    "- x 100000": "must be a YAML mapping",
+    "1000 nested mappings": "accepted",
+}
+
+
 @pytest.mark.parametrize("document", list(HOSTILE_YAML))
-def test_alias_bombs_and_deep_documents_are_refused_in_bounded_time_and_memory(document):
+def test_alias_bombs_and_deep_documents_are_judged_in_bounded_time_and_memory(document):
     content = HOSTILE_YAML[document]
-    validate.read_shape(b"warm: up\n")  # PyYAML's import is not the document's cost
+    validate.check(b"warm: up\n", None, "prometheus", allow_empty=False)  # PyYAML's import
     tracemalloc.start()
     started = time.monotonic()
     try:
-        with pytest.raises(ContentRefused) as refused:
+        try:
             validate.check(content, None, "prometheus", allow_empty=False)
+            verdict = "accepted"
+        except ContentRefused as exc:
+            verdict = f"{exc} (exit {exc.exit_code})"
         elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert refused.value.exit_code == ExitCode.REFUSED
+    assert HOSTILE_VERDICTS[document] in verdict
+    assert verdict == "accepted" or verdict.endswith(f"(exit {ExitCode.REFUSED})")
     assert elapsed < 2.0
     assert peak < 50 * 2**20
 
 
-def test_an_alias_bomb_that_resets_its_anchors_through_keys_is_refused():
+def test_an_alias_bomb_that_resets_its_anchors_through_keys_is_never_expanded():
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for n, (anchor, previous) in enumerate(zip("bcdefghij", "abcdefghi", strict=True)):
-        lines.append(f"? *{previous}\n: reset{n}")  # the alias as a key: its size becomes 1
+        lines.append(f"? *{previous}\n: reset{n}")
         lines.append(f"{anchor}: &{anchor} [" + ", ".join([f"*{previous}"] * 10) + "]")
-    with pytest.raises(ContentRefused, match="alias"):  # 10**10 nodes once expanded
-        validate.check(("\n".join(lines) + "\n").encode(), None, "prometheus", False)
+    started = time.monotonic()  # 10**10 nodes once expanded
+    validate.check(("\n".join(lines) + "\n").encode(), None, "prometheus", False)
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize("document", [b"? [a, b]\n: c\n", b"{[a]: b}\n", b"? {x: 1}\n: c\nd: e\n"])
-def test_a_collection_as_a_mapping_key_is_refused_not_a_crash(hostile_dir, document):
+def test_a_collection_as_a_mapping_key_is_a_verdict_not_a_crash(hostile_dir, document):
     hostile_dir.mkdir()
     assert_a_whole_pass(hostile_dir, {"Content-Type": "application/yaml"}, document)
 
