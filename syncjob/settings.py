@@ -6,6 +6,7 @@ line naming both the variable and the flag (exit 2) before anything is touched.
 
 import os
 import re
+import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
@@ -105,6 +106,16 @@ def _level(value: str) -> str:
     return value.strip().upper()
 
 
+def _argv(value: str) -> str:
+    """A command line, split as a shell would (quotes), though no shell runs it."""
+    try:
+        if shlex.split(value):
+            return value.strip()
+    except ValueError as exc:  # e.g. "No closing quotation"
+        raise ValueError(f"{value!r} cannot be split into words: {exc}") from None
+    raise ValueError("it is empty")
+
+
 def _command(value: str) -> str:
     """A check command; empty turns checking off, else it must name the file."""
     if value.strip() and "{path}" not in value:
@@ -186,6 +197,10 @@ class Settings:
     reload_url: str | None = _setting(
         "RELOAD_URL", "--reload-url", "URL", _url,
         "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only")
+    reload_cmd: str | None = _setting(
+        "RELOAD_COMMAND", "--reload-cmd", "COMMAND", _argv,
+        "run instead of POSTing RELOAD_URL, e.g. 'systemctl reload prometheus' or "
+        "'kill -HUP 1234' (no shell); verified on TARGET_METRICS_URL")
     sync_interval: float = _setting("SYNC_INTERVAL", "--sync-interval", "DURATION",
                                     _duration(above=0, upto=DAY), "time between passes", "30s")
     http_timeout: float = _setting("HTTP_TIMEOUT", "--http-timeout", "DURATION",
@@ -306,14 +321,17 @@ class Settings:
         return self.app_env == "production"
 
     def target_url(self, path: str) -> str | None:
-        """`/-/ready` or `/metrics` of the target, beside RELOAD_URL's `/-/reload`."""
-        if self.reload_url is None:
-            return None
+        """`/-/ready` or `/metrics` of the target, beside RELOAD_URL's `/-/reload` (or,
+        reloaded by RELOAD_COMMAND alone, beside TARGET_METRICS_URL's `/metrics`)."""
         if path == "/metrics" and self.metrics_url:
             return self.metrics_url
-        base = self.reload_url.removesuffix("/-/reload")
-        if base == self.reload_url:  # not the usual path: the target's root
-            scheme, _, rest = self.reload_url.partition("://")
+        known, suffix = (self.reload_url, "/-/reload") if self.reload_url else (
+            self.metrics_url, "/metrics")  # fmt: skip
+        if known is None:
+            return None
+        base = known.removesuffix(suffix)
+        if base == known:  # not the usual path: the target's root
+            scheme, _, rest = known.partition("://")
             base = f"{scheme}://{rest.split('/', 1)[0]}"
         return base + path
 
@@ -368,6 +386,12 @@ def resolve(
     for name in required:
         if values[name] is None:
             raise UsageError(f"missing setting: set {BY_FIELD[name].names}")
+    if values["reload_cmd"] and not (values["reload_url"] or values["metrics_url"]):
+        # A command says nothing about whether the reload took: the metrics do.
+        raise UsageError(
+            f"{BY_FIELD['reload_cmd'].names} needs {BY_FIELD['metrics_url'].names} (or "
+            f"{BY_FIELD['reload_url'].names}) to verify the reload on the target's metrics"
+        )
     values["config_path"] = config_file(values["config_path"], values["config_type"])
     state = values["state_path"]
     values["state_path"] = (

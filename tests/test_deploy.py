@@ -674,6 +674,27 @@ def test_crontab() -> None:
         assert variables.get(name), name
 
 
+def test_hosts_reload_by_command_and_verify_on_the_metrics() -> None:
+    """Debian's Prometheus has no HTTP reload: the host examples reload through systemd."""
+    crontab = _crontab_variables()
+    service = dict(re.findall(r"^#   ([A-Z_]+)=(.*)$", UNITS[0].read_text(), re.M))
+    for where, settings in (("crontab", crontab), ("syncjob.service", service)):
+        assert settings.get("RELOAD_COMMAND") == "systemctl reload prometheus", where
+        assert settings.get("TARGET_METRICS_URL") == "http://localhost:9090/metrics", where
+        assert "RELOAD_URL" not in settings, f"{where}: a POST Debian's Prometheus refuses"
+    rules = (DEPLOY / "syncjob-reload.rules").read_text()
+    for needed in ('"org.freedesktop.systemd1.manage-units"', 'subject.user == "syncjob"',
+                   'action.lookup("verb") == "reload"', '"prometheus.service"'):  # fmt: skip
+        assert needed in rules, needed
+    assert "syncjob-reload.rules" in UNITS[0].read_text(), "the unit says how to install it"
+    node = shutil.which("node")
+    if node is not None:  # the rules are JavaScript: at least they must parse
+        checked = subprocess.run(
+            [node, "--check", "-"], input=rules, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, checked.stderr
+
+
 # --- monitoring/prometheus-scrape.yml ------------------------------------------------------
 
 
