@@ -32,8 +32,8 @@ MEANINGS = {
     "retries, or 404",
     ExitCode.CANT_WRITE: "the config or state could not be written (permissions, read-only, "
     "disk full)",
-    ExitCode.TRY_LATER: "try later: another pass holds the lock, or the target could not be "
-    "reached for the reload (pending)",
+    ExitCode.TRY_LATER: "try later: another pass holds the lock, the target could not be "
+    "reached for the reload (pending), or the checker gave no verdict (CHECK_TIMEOUT, killed)",
     ExitCode.REJECTED: "the target rejected the new config",
     ExitCode.UNAUTHORIZED: "the source refused our credentials (401, 403)",
 }
@@ -66,6 +66,12 @@ class Busy(SyncError):
 
 
 class TargetUnreachable(SyncError):
+    exit_code = ExitCode.TRY_LATER
+
+
+class CheckerUnavailable(SyncError):
+    """The checker gave no verdict (out of time, killed): not a refusal of the content."""
+
     exit_code = ExitCode.TRY_LATER
 
 

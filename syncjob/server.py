@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from syncjob import __version__, checker
+from syncjob import __version__
 from syncjob.durations import format_duration
 from syncjob.metrics import registry
 from syncjob.outcome import Progress
@@ -35,7 +35,7 @@ def stuck_after(settings: Settings) -> float:
         attempts * 3 * settings.http_timeout  # connect, read, and the body's deadline
         + settings.max_retries * max(settings.sync_interval, settings.retry_backoff)
         + 2 * (settings.ready_timeout + max(settings.ready_timeout, 2.0))  # reload, rollback
-        + checker.TIMEOUT
+        + settings.check_timeout
     )
     return 2 * (settings.sync_interval + longest_pass)
 

@@ -236,6 +236,9 @@ class Settings:
         "CHECK_COMMAND", "--check-cmd", "COMMAND", _command,
         "checks the staged file before the swap, {path} standing for it; default: "
         "promtool/amtool when on PATH; empty: no check", keep_empty=True)
+    check_timeout: float = _setting(
+        "CHECK_TIMEOUT", "--check-timeout", "DURATION", _duration(above=0, upto=_HOUR),
+        "how long the checker may take; out of time it gives no verdict (exit 75)", "5m")
     allow_empty: bool = _setting(
         "ALLOW_EMPTY", "--allow-empty", "BOOL", parse_bool,
         "accept a config that removes every rule group / receiver the current one has", "false")

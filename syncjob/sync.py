@@ -125,7 +125,7 @@ class _Pass:
                 with spool.open() as new, path.open("rb") if disk else nullcontext() as current:
                     validate.check(new, current, settings.config_type, settings.allow_empty)
                 if self.check:
-                    checker.run(self.check, spool.path)
+                    checker.run(self.check, spool.path, settings.check_timeout)
                 self.state = plan.adopted(self.state, disk)
                 self._keep_last_good(disk)
                 # Write-ahead: if we die after the swap, the next pass sees the pending
