@@ -13,6 +13,7 @@ class ExitCode(IntEnum):
     INTERNAL = 1
     USAGE = 2
     STALE = 3  # `syncjob status`: no pass has succeeded recently, or none ever ran
+    DIFFERS = 4  # `syncjob diff`: a pass would change the config (like diff(1)'s 1)
     REFUSED = 65
     UNAVAILABLE = 69
     CANT_WRITE = 73
@@ -26,6 +27,7 @@ MEANINGS = {
     ExitCode.INTERNAL: "unexpected internal error (a bug): traceback in the log",
     ExitCode.USAGE: "usage: unknown flag, missing or invalid setting",
     ExitCode.STALE: "status: no pass has succeeded within --max-age, or none has run",
+    ExitCode.DIFFERS: "diff: a pass would change the config (the diff is on stdout)",
     ExitCode.REFUSED: "the source's content was refused (bad envelope, hash mismatch, "
     "not YAML, ...): nothing written",
     ExitCode.UNAVAILABLE: "the source is unavailable: unreachable, timed out or 5xx after "

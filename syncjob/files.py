@@ -105,14 +105,23 @@ class Spool:
             raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
 
     def _create(self) -> BinaryIO:
+        # A missing folder is never made: it is far more often a typo in CONFIG_PATH
+        # (/etc/promethues) than a folder to create, and writing there reports success
+        # for a file the target never reads.
         try:
-            self.target.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise missing_folder(self.target.parent, "CONFIG_PATH or STATE_PATH") from None
         except OSError as exc:
             raise WriteFailed(f"cannot write in {self.target.parent}: {exc.strerror}") from None
         return os.fdopen(fd, "wb")
+
+
+def missing_folder(folder: Path, setting: str) -> WriteFailed:
+    """The one line for a folder that is not there: syncjob never creates one."""
+    return WriteFailed(f"the folder {folder} does not exist: create it, or fix {setting}")
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from syncjob.errors import Busy, WriteFailed
+from syncjob.files import missing_folder
 
 
 @contextmanager
@@ -16,8 +17,9 @@ def exclusive(path: Path) -> Iterator[None]:
     flock dies with its process, so a pass killed with -9 never leaves a stale lock.
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    except FileNotFoundError:  # never created: a missing folder is most often a typo
+        raise missing_folder(path.parent, "CONFIG_PATH") from None
     except OSError as exc:
         raise WriteFailed(f"cannot create lock file {path}: {exc.strerror}") from None
     try:

@@ -1,13 +1,20 @@
-"""Where log records go: JSON lines for machines, rich for a person at a terminal.
+"""Where log records go: JSON lines or logfmt for machines, text for a person.
 
-The only module that imports rich, and only when a person is watching.
+The only module that imports rich, and only for a person's tables (status, demo, diff).
 """
 
 import json
 import logging
+import re
 import sys
 import time
-from typing import Any
+from typing import Any, ClassVar
+
+
+def _iso(record: logging.LogRecord) -> str:
+    """UTC with milliseconds, as Prometheus logs: 2026-11-30T10:00:00.000Z."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+    return f"{stamp}.{int(record.msecs):03d}Z"
 
 
 class JsonLines(logging.Formatter):
@@ -15,8 +22,7 @@ class JsonLines(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": _iso(record),
             "level": record.levelname.lower(),
             "msg": record.getMessage(),
         }
@@ -26,20 +32,73 @@ class JsonLines(logging.Formatter):
         return json.dumps(line, default=str)
 
 
-def setup_logging(json_lines: bool, level: int | str = logging.INFO) -> None:
-    """JSON lines when asked (APP_ENV=production) or when stderr is not a terminal."""
-    handler: logging.Handler
-    if json_lines or not sys.stderr.isatty():
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonLines())
-    else:
-        from rich.logging import RichHandler
+# A logfmt value goes bare only when it cannot be misread: no space, quote, '=' or
+# control character, and not empty (Prometheus's go-kit logger quotes the same way).
+_BARE = re.compile(r"[^\s\"=\\\x00-\x1f\x7f]+")
 
-        # No locals in tracebacks: they could hold a credential.
-        handler = RichHandler(show_path=False, rich_tracebacks=True, markup=False)
+
+def _logfmt_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if _BARE.fullmatch(text) else json.dumps(text)
+
+
+class Logfmt(logging.Formatter):
+    """Prometheus's own log shape: `ts=... level=info msg="pass written" hash=...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        pairs: dict[str, Any] = {
+            "ts": _iso(record),
+            "level": record.levelname.lower(),
+            "msg": record.getMessage(),
+            **getattr(record, "fields", {}),
+        }
+        if record.exc_info:
+            pairs["traceback"] = self.formatException(record.exc_info)
+        return " ".join(f"{k}={_logfmt_value(v)}" for k, v in pairs.items() if v is not None)
+
+
+class Text(logging.Formatter):
+    """For a person: ISO time, level, message, then the fields (hash, version, duration)."""
+
+    _COLOURS: ClassVar[dict[str, str]] = {
+        "WARNING": "\x1b[33m",
+        "ERROR": "\x1b[31m",
+        "CRITICAL": "\x1b[31m",
+    }
+
+    def __init__(self, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = f"{record.levelname:<7}"
+        if self.colour and record.levelname in self._COLOURS:
+            level = f"{self._COLOURS[record.levelname]}{level}\x1b[0m"
+        fields = getattr(record, "fields", {})
+        extra = " ".join(f"{k}={_logfmt_value(v)}" for k, v in fields.items() if v is not None)
+        line = f"{_iso(record)} {level} {record.getMessage()}" + (f"  {extra}" if extra else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def setup_logging(
+    json_lines: bool, level: int | str = logging.INFO, log_format: str | None = None
+) -> None:
+    """LOG_FORMAT when set; else JSON lines when asked (APP_ENV=production) or when stderr
+    is not a terminal, and text for a person at one."""
+    terminal = sys.stderr.isatty()
+    if log_format is None:
+        log_format = "json" if json_lines or not terminal else "text"
+    formatter = {"json": JsonLines, "logfmt": Logfmt}.get(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter() if formatter else Text(colour=terminal))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # urllib3 logs each retry with its own internals (`Retrying (Backoff(total=2, ...))
+    # after connection broken by 'NewConnectionError(...)'`): syncjob logs its own line.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def usage_error(message: str, prefix: str = "error") -> None:

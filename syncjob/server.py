@@ -47,7 +47,8 @@ def _iso(ts: float | None) -> str | None:
 
 
 class Views:
-    """The JSON documents, built from one Progress (no I/O)."""
+    """The JSON documents, built from one Progress (no I/O), with one definition of each
+    figure and verdict: /ready, /health, /metrics and /status never disagree."""
 
     def __init__(self, settings: Settings, worker_alive: Callable[[], bool]) -> None:
         self.settings = settings
@@ -59,17 +60,24 @@ class Views:
         recent = time.monotonic() - p.last_activity_mono < self.stuck_after
         return recent and self.worker_alive()
 
-    def health(self, p: Progress) -> dict[str, Any]:
+    def verdict(self, p: Progress) -> tuple[str, str]:
+        """healthy, degraded (alive, the last pass failed) or unhealthy; and the error."""
         error = "" if p.last is None or p.last.ok else p.last.summary
         if not self.alive(p):
-            status = "unhealthy"
-            error = error or (
+            return "unhealthy", error or (
                 f"no pass started or finished for {self.stuck_after:g}s"
                 if self.worker_alive()
                 else "the worker that runs the passes has stopped"
             )
-        else:
-            status = "degraded" if error else "healthy"
+        return ("degraded" if error else "healthy"), error
+
+    @staticmethod
+    def sync_count(p: Progress) -> int:
+        """Passes run, counted in the state file: one-shot passes and restarts add up."""
+        return p.last.state.counts.runs if p.last and p.last.state else 0
+
+    def health(self, p: Progress) -> dict[str, Any]:
+        status, error = self.verdict(p)
         return {
             "status": status,
             "timestamp": _iso(time.time()),
@@ -85,7 +93,7 @@ class Views:
         return {
             "ready": p.ready,
             "timestamp": _iso(time.time()),
-            "sync_count": p.passes,
+            "sync_count": self.sync_count(p),
             "uptime": format_duration(time.time() - p.started),
         }
 
@@ -95,7 +103,7 @@ class Views:
         counts = state.counts if state else None
         return {
             "last_sync_time": _iso(p.last_end),
-            "sync_count": counts.runs if counts else 0,
+            "sync_count": self.sync_count(p),
             "success_count": counts.successes if counts else 0,
             "failure_count": counts.failures if counts else 0,
             "last_error": "" if p.last is None or p.last.ok else p.last.summary,
@@ -103,7 +111,7 @@ class Views:
             "config_version": (state.version or "") if state else "",
             "retry_count": state.consecutive_failures if state else 0,
             "next_sync_time": _iso(p.next_pass),
-            "healthy": self.alive(p),
+            "healthy": self.verdict(p)[0] == "healthy",
             "uptime": format_duration(time.time() - p.started),
         }
 

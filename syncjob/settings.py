@@ -106,6 +106,15 @@ def _level(value: str) -> str:
     return value.strip().upper()
 
 
+LOG_FORMATS = ("json", "logfmt", "text")
+
+
+def _log_format(value: str) -> str:
+    if value.strip().lower() not in LOG_FORMATS:
+        raise ValueError(f"{value!r} is not one of: {', '.join(LOG_FORMATS)}")
+    return value.strip().lower()
+
+
 def _argv(value: str) -> str:
     """A command line, split as a shell would (quotes), though no shell runs it."""
     try:
@@ -135,6 +144,7 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     keep_empty: bool = False  # an empty variable is a value, not "unset"
+    panel: str = ""  # the --help section it is listed in
 
     @property
     def names(self) -> str:
@@ -150,9 +160,10 @@ def _setting(
     default: str | None = None,
     *,
     keep_empty: bool = False,
+    panel: str,
 ) -> Any:
     """A Settings field that is also an environment variable and a flag (see SETTINGS)."""
-    row = Setting("", env, flag, default, metavar, parse, help, keep_empty)
+    row = Setting("", env, flag, default, metavar, parse, help, keep_empty, panel)
     return field(metadata={"setting": row})
 
 
@@ -172,7 +183,9 @@ def _tls(env: str, flag: str, part: str, who: str) -> Any:
     }  # fmt: skip
     name, flag_name, metavar, parse, text = rows[part]
     default = "false" if parse is parse_bool else None
-    return _setting(f"{prefix}{name}", f"--{flag}{flag_name}", metavar, parse, text, default)
+    return _setting(
+        f"{prefix}{name}", f"--{flag}{flag_name}", metavar, parse, text, default, panel="TLS"
+    )
 
 
 # Bounds on durations: far beyond any sensible value, and small enough that no sum or
@@ -188,95 +201,109 @@ class Settings:
     environment variable, flag, default and help are declared here and nowhere else."""
 
     endpoint: str = _setting("ALERTAGENT_ENDPOINT", "--endpoint", "URL", _url,
-                             "AlertAgent base URL, e.g. http://alertagent:8080")
-    cluster_id: str = _setting("CLUSTER_ID", "--cluster-id", "ID", _text, "cluster identifier")
+                             "AlertAgent base URL, e.g. http://alertagent:8080", panel="Source")
+    cluster_id: str = _setting("CLUSTER_ID", "--cluster-id", "ID", _text, "cluster identifier",
+        panel="Source")
     config_type: str = _setting("CONFIG_TYPE", "--config-type", "TYPE", _choice,
-                                "one of: " + ", ".join(CONFIG_TYPES))
+                                "one of: " + ", ".join(CONFIG_TYPES), panel="Source")
     config_path: Path = _setting("CONFIG_PATH", "--config-path", "PATH", _text,
-                                 "config file to keep in step (a directory gets <config-type>.yml)")
+                                 "config file to keep in step (a directory gets <config-type>.yml)",
+                                 panel="Target")
     reload_url: str | None = _setting(
         "RELOAD_URL", "--reload-url", "URL", _url,
-        "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only")
+        "POSTed after a write, e.g. http://localhost:9090/-/reload; unset: write only",
+        panel="Target")
     reload_cmd: str | None = _setting(
         "RELOAD_COMMAND", "--reload-cmd", "COMMAND", _argv,
         "run instead of POSTing RELOAD_URL, e.g. 'systemctl reload prometheus' or "
-        "'kill -HUP 1234' (no shell); verified on TARGET_METRICS_URL")
+        "'kill -HUP 1234' (no shell); verified on TARGET_METRICS_URL", panel="Target")
     sync_interval: float = _setting("SYNC_INTERVAL", "--sync-interval", "DURATION",
-                                    _duration(above=0, upto=DAY), "time between passes", "30s")
+                                    _duration(above=0, upto=DAY), "time between passes", "30s",
+                                        panel="Loop")
     http_timeout: float = _setting("HTTP_TIMEOUT", "--http-timeout", "DURATION",
                                    _duration(above=0, upto=_HOUR),
-                                   "connect and read timeout of each request", "30s")
+                                   "connect and read timeout of each request", "30s",
+                                   panel="Source")
     http_port: int = _setting("HTTP_PORT", "--http-port", "PORT", _int_between(0, 65535),
-                              "port of the --loop HTTP server", "8080")
+                              "port of the --loop HTTP server", "8080", panel="Loop")
     http_address: str = _setting(
         "HTTP_ADDRESS", "--http-address", "ADDRESS", _text,
         "address the --loop HTTP server binds (0.0.0.0: reachable by the kubelet's probes)",
-        "0.0.0.0")
+        "0.0.0.0", panel="Loop")
     max_retries: int = _setting(
         "MAX_RETRIES", "--max-retries", "N", _int_between(0, 100),
-        "retries after the first attempt (connection errors, timeouts, 429, 5xx)", "3")
+        "retries after the first attempt (connection errors, timeouts, 429, 5xx)", "3",
+        panel="Source")
     retry_backoff: float = _setting("RETRY_BACKOFF", "--retry-backoff", "DURATION",
                                     _duration(upto=_HOUR),
-                                    "first retry delay, doubled each retry", "5s")
+                                    "first retry delay, doubled each retry", "5s", panel="Source")
     app_env: str = _setting(
         "APP_ENV", "--app-env", "ENV", _text,
         "production logs JSON lines; anything else logs for a person at a terminal",
-        "production")
+        "production", panel="Logging")
     api_path: str = _setting(
         "ALERTAGENT_API_PATH", "--api-path", "PATH", _api_path,
-        "fetch path (the newer AlertAgent serves /api/v1/config/sync)", "/api/v1/configs")
+        "fetch path (the newer AlertAgent serves /api/v1/config/sync)", "/api/v1/configs",
+        panel="Source")
     state_path: Path = _setting(
         "STATE_PATH", "--state-path", "PATH", _text,
-        "state file (default: .<config file>.syncjob.json beside the config)")
+        "state file (default: .<config file>.syncjob.json beside the config)", panel="Target")
     max_body_size: int = _setting("MAX_BODY_SIZE", "--max-body-size", "SIZE", _size,
                                   "largest response accepted (bytes, or with KiB/MiB/GiB)",
-                                  "16MiB")
+                                  "16MiB", panel="Source")
     # None: the default checker if installed; "": no check
     check_cmd: str | None = _setting(
         "CHECK_COMMAND", "--check-cmd", "COMMAND", _command,
         "checks the staged file before the swap, {path} standing for it; default: "
-        "promtool/amtool when on PATH; empty: no check", keep_empty=True)
+        "promtool/amtool when on PATH; empty: no check", keep_empty=True, panel="Checking")
     check_timeout: float = _setting(
         "CHECK_TIMEOUT", "--check-timeout", "DURATION", _duration(above=0, upto=_HOUR),
-        "how long the checker may take; out of time it gives no verdict (exit 75)", "5m")
+        "how long the checker may take; out of time it gives no verdict (exit 75)", "5m",
+        panel="Checking")
     allow_empty: bool = _setting(
         "ALLOW_EMPTY", "--allow-empty", "BOOL", parse_bool,
-        "accept a config that removes every rule group / receiver the current one has", "false")
+        "accept a config that removes every rule group / receiver the current one has", "false",
+        panel="Checking")
     ready_timeout: float = _setting(
         "READY_TIMEOUT", "--ready-timeout", "DURATION", _duration(upto=_HOUR),
-        "how long to wait for the target's /-/ready before reloading", "30s")
+        "how long to wait for the target's /-/ready before reloading", "30s", panel="Target")
     metrics_url: str | None = _setting(
         "TARGET_METRICS_URL", "--metrics-url", "URL", _url,
-        "where the reload is verified (default: /metrics beside RELOAD_URL)")
+        "where the reload is verified (default: /metrics beside RELOAD_URL)", panel="Target")
     pushgateway_url: str | None = _setting(
         "PUSHGATEWAY_URL", "--pushgateway-url", "URL", _url,
-        "push metrics here after every pass, e.g. http://pushgateway:9091")
+        "push metrics here after every pass, e.g. http://pushgateway:9091", panel="Pushgateway")
     pushgateway_job: str = _setting("PUSHGATEWAY_JOB", "--pushgateway-job", "NAME", _text,
-                                    "the `job` of the pushed group", "syncjob")
+                                    "the `job` of the pushed group", "syncjob", panel="Pushgateway")
     pushgateway_timeout: float = _setting(
         "PUSHGATEWAY_TIMEOUT", "--pushgateway-timeout", "DURATION", _duration(above=0, upto=_HOUR),
-        "bound on a push; a slow gateway never fails a pass", "10s")
+        "bound on a push; a slow gateway never fails a pass", "10s", panel="Pushgateway")
     pushgateway_token_file: str | None = _setting(
         "PUSHGATEWAY_TOKEN_FILE", "--pushgateway-token-file", "PATH", _text,
-        "bearer token for the Pushgateway, read from this file")
+        "bearer token for the Pushgateway, read from this file", panel="Pushgateway")
     pushgateway_basic_auth_file: str | None = _setting(
         "PUSHGATEWAY_BASIC_AUTH_FILE", "--pushgateway-basic-auth-file", "PATH", _text,
-        "`user:password` for the Pushgateway, read from this file")
+        "`user:password` for the Pushgateway, read from this file", panel="Pushgateway")
     report_status: bool = _setting(
         "REPORT_STATUS", "--report-status", "BOOL", parse_bool,
-        "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status", "false")
+        "POST each pass's outcome to AlertAgent's /api/v1/config/sync/status", "false",
+        panel="Source")
     token_file: str | None = _setting(
         "ALERTAGENT_TOKEN_FILE", "--token-file", "PATH", _text,
-        "bearer token for AlertAgent, read from this file at every pass")
+        "bearer token for AlertAgent, read from this file at every pass", panel="Source")
     basic_auth_file: str | None = _setting(
         "ALERTAGENT_BASIC_AUTH_FILE", "--basic-auth-file", "PATH", _text,
-        "`user:password` for AlertAgent, read from this file at every pass")
+        "`user:password` for AlertAgent, read from this file at every pass", panel="Source")
     splay: float = _setting(
         "SPLAY", "--splay", "DURATION", _duration(upto=DAY),
         "one pass: first wait a random time up to this, so a fleet that cron starts at the "
-        "same minute does not reach AlertAgent all at once", "0s")
+        "same minute does not reach AlertAgent all at once", "0s", panel="Loop")
     log_level: str = _setting("LOG_LEVEL", "--log-level", "LEVEL", _level,
-                              "debug, info, warning or error", "info")
+                              "debug, info, warning or error", "info", panel="Logging")
+    log_format: str | None = _setting(
+        "LOG_FORMAT", "--log-format", "FORMAT", _log_format,
+        "json, logfmt or text; default: json when APP_ENV is production or stderr is not a "
+        "terminal, else text", panel="Logging")
     ca_file: str | None = _tls("", "", "ca_file", "AlertAgent")
     client_cert: str | None = _tls("", "", "client_cert", "AlertAgent")
     client_key: str | None = _tls("", "", "client_key", "AlertAgent")
@@ -395,10 +422,12 @@ def resolve(
             f"{BY_FIELD['reload_cmd'].names} needs {BY_FIELD['metrics_url'].names} (or "
             f"{BY_FIELD['reload_url'].names}) to verify the reload on the target's metrics"
         )
-    values["config_path"] = config_file(values["config_path"], values["config_type"])
+    # Absolute, so a relative CONFIG_PATH means the same from the checker's folder (it runs
+    # in the config's); absolute(), not resolve(): a link the operator chose is kept.
+    values["config_path"] = config_file(values["config_path"], values["config_type"]).absolute()
     state = values["state_path"]
     values["state_path"] = (
-        Path(state)
+        Path(state).absolute()
         if state
         else values["config_path"].with_name(f".{values['config_path'].name}.syncjob.json")
     )

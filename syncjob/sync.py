@@ -23,6 +23,8 @@ from syncjob.settings import Settings
 from syncjob.state import State
 
 log = logging.getLogger("syncjob")
+# How a failed pass's state names the config it failed on (status --json reads it back).
+SERVED = "served sha256"
 
 
 class SourceLike(Protocol):
@@ -95,7 +97,10 @@ class _Pass:
         if code == ExitCode.OK:
             self.state = plan.succeeded(self.state, self.clock())
         else:
-            self.state = plan.failed(self.state, code, summary)
+            recorded = summary
+            if self.served and self.served != self.state.applied_hash:
+                recorded += f" ({SERVED} {self.served})"  # `status` shows which config failed
+            self.state = plan.failed(self.state, code, recorded)
         try:
             ledger.save(self.settings.state_path, self.state)
         except SyncError as exc:

@@ -5,6 +5,8 @@
 
 import hashlib
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -14,7 +16,7 @@ from typer.testing import CliRunner
 from syncjob import __version__
 from syncjob.cli import app
 from tests.cli import pass_env, syncjob
-from tests.fake_alertagent import Reply
+from tests.fake_alertagent import FakeAlertAgent, Reply
 from tests.targets import free_port
 
 CONFIG = b"global:\n  scrape_interval: 15s\n"
@@ -22,6 +24,8 @@ CONFIG = b"global:\n  scrape_interval: 15s\n"
 
 @pytest.fixture
 def config_path(tmp_path):
+    # syncjob never creates a missing folder (a typo in CONFIG_PATH must not "succeed")
+    (tmp_path / "etc").mkdir()
     return tmp_path / "etc" / "prometheus.yml"
 
 
@@ -165,7 +169,7 @@ BIG = b"a: " + b"x" * 2048 + b"\n"
     ids=["html", "hash", "yaml", "list", "envelope", "cap", "truncated", "empty"],
 )
 def test_refused_content_exits_65_and_writes_nothing(fake_agent, config_path, reply, message):
-    config_path.parent.mkdir(parents=True)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
     config_path.write_bytes(CONFIG)
     fake_agent.script(reply)
     run = syncjob(env=pass_env(fake_agent.url, config_path, MAX_BODY_SIZE="1KiB"))
@@ -254,7 +258,7 @@ def test_a_full_disk_exits_73_and_keeps_the_old_file(fake_agent, tiny_fs):
 def test_a_second_pass_while_one_holds_the_lock_exits_75_and_touches_nothing(
     fake_agent, config_path
 ):
-    config_path.parent.mkdir(parents=True)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
     lock = config_path.with_name(".prometheus.yml.syncjob.lock")
     with subprocess.Popen(
         [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
@@ -378,3 +382,158 @@ def test_status_of_a_state_with_an_impossible_time_is_3_never_in_sync(
     as_json = syncjob("status", "--json", env=offline)
     assert as_json.code == 3
     assert json.loads(as_json.stdout)["healthy"] is False
+
+
+# --- what a new user meets first ---------------------------------------------------
+
+
+def test_a_relative_config_path_with_a_folder_is_checked_and_written(fake_agent, tmp_path):
+    """The checker runs in the config's folder: a relative path must still name the file."""
+    from tests.cli import SYNCJOB
+    from tests.targets import require_binary
+
+    require_binary("promtool", "prometheus")
+    (tmp_path / "conf").mkdir()
+    fake_agent.set_config(CONFIG)
+    env = {**pass_env(fake_agent.url, tmp_path), "CONFIG_PATH": "conf/prometheus.yml"}
+    proc = subprocess.run(
+        [str(SYNCJOB)], env={**os.environ, **env}, cwd=tmp_path, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "conf" / "prometheus.yml").read_bytes() == CONFIG
+
+
+def test_a_typo_in_the_folder_is_73_and_creates_nothing(fake_agent, tmp_path):
+    typo = tmp_path / "promethues" / "prometheus.yml"
+    run = syncjob(env=pass_env(fake_agent.url, typo))
+    assert run.code == 73
+    assert run.last["error"] == (
+        f"the folder {typo.parent} does not exist: create it, or fix CONFIG_PATH"
+    )
+    assert run.stderr.count("\n") == 1  # the pass's own line, and nothing else
+    assert not typo.parent.exists()
+    assert fake_agent.requests == []
+
+
+def test_settings_stand_before_or_after_the_command(fake_agent, config_path):
+    assert syncjob(env=pass_env(fake_agent.url, config_path)).code == 0
+    after = syncjob("status", "--config-path", str(config_path), "--json")
+    before = syncjob("--config-path", str(config_path), "status", "--json")
+    assert (after.code, before.code) == (0, 0)
+    assert json.loads(after.stdout)["config_path"] == str(config_path)
+
+
+def test_a_refused_config_is_named_by_its_own_hash_in_the_log_and_status(fake_agent, config_path):
+    fake_agent.set_config(CONFIG)
+    assert syncjob(env=pass_env(fake_agent.url, config_path)).code == 0
+    refused = b"groups: [\n"
+    fake_agent.set_config(refused)
+    run = syncjob(env=pass_env(fake_agent.url, config_path))
+    assert run.code == 65
+    served = hashlib.sha256(refused).hexdigest()
+    assert run.last["hash"] == served
+    status = syncjob("status", "--json", "--config-path", str(config_path))
+    doc = json.loads(status.stdout)
+    assert (status.code, doc["failed_config_hash"]) == (65, served)
+    assert doc["applied_hash"] == hashlib.sha256(CONFIG).hexdigest()
+
+
+def test_status_after_a_pass_that_could_not_record_says_so(fake_agent, tiny_fs):
+    config = tiny_fs / "prometheus.yml"
+    subprocess.run(["mount", "-o", "remount,ro", str(tiny_fs)], check=True)
+    assert syncjob(env=pass_env(fake_agent.url, config)).code == 73
+    run = syncjob("status", "--config-path", str(config))
+    assert run.code == 73
+    assert run.stderr == (
+        f"syncjob: unhealthy: no state recorded in {config.parent}/.prometheus.yml.syncjob.json:"
+        f" the folder {config.parent} is not writable, so the last pass could not record one"
+        " (its log line says what it did)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--no-such-flag",), ("status", "--no-such-flag"), ("--max-retries",), ("nosuchcommand",)],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args):
+    run = syncjob(*args)
+    assert run.code == 2
+    assert run.stderr.startswith("syncjob: error: ")
+    assert run.stderr.count("\n") == 1
+    assert "--help)" in run.stderr
+
+
+def test_demo_leaves_no_temporary_folder(tmp_path):
+    run = syncjob("demo", env={"TMPDIR": str(tmp_path)})
+    assert run.code == 0, run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- what operators expect ---------------------------------------------------------
+
+
+def test_log_format_logfmt_is_prometheus_shaped(config_path):
+    with FakeAlertAgent(dialect="envelope", version="v1") as agent:
+        run = syncjob("--log-format", "logfmt", env=pass_env(agent.url, config_path))
+    assert run.code == 0, run.stderr
+    (line,) = run.stderr.splitlines()
+    digest = hashlib.sha256(agent.content).hexdigest()
+    assert re.fullmatch(
+        r'ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=info msg="pass written" '
+        rf"outcome=written exit_code=0 hash={digest} version=v1 duration_ms=[\d.]+ "
+        r"cluster_id=cluster-1 config_type=prometheus",
+        line,
+    ), line
+
+
+def test_log_format_text_shows_time_hash_version_and_duration(config_path):
+    with FakeAlertAgent(dialect="envelope", version="v1") as agent:
+        run = syncjob(env=pass_env(agent.url, config_path, LOG_FORMAT="text"))
+    assert run.code == 0, run.stderr
+    (line,) = run.stderr.splitlines()
+    digest = hashlib.sha256(agent.content).hexdigest()
+    assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO +pass written  ", line), line
+    assert f"hash={digest}" in line
+    assert "version=v1" in line
+    assert "duration_ms=" in line
+
+
+def test_a_bad_log_format_is_exit_2(fake_agent, config_path):
+    run = syncjob(env=pass_env(fake_agent.url, config_path, LOG_FORMAT="yaml"))
+    assert run.code == 2
+    assert run.stderr == (
+        "syncjob: error: invalid LOG_FORMAT / --log-format: 'yaml' is not one of: "
+        "json, logfmt, text\n"
+    )
+
+
+def test_help_lists_settings_in_panels_and_offers_completion():
+    run = syncjob("--help")
+    assert run.code == 0
+    for panel in ("Source", "Target", "Checking", "Pushgateway", "TLS", "Loop", "Logging"):
+        assert f"─ {panel} ─" in run.stdout
+    assert "--install-completion" in run.stdout
+    for command in ("status", "diff", "check", "demo"):
+        assert f"│ {command} " in run.stdout
+    # typer detects the shell from the parent process: a bash that does not exec it
+    from tests.cli import SYNCJOB
+
+    shown = subprocess.run(
+        ["bash", "-c", f"{SYNCJOB} --show-completion; exit $?"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "_SYNCJOB_COMPLETE=complete_bash" in shown.stdout
+
+
+def test_completion_completes_commands_and_flags():
+    env = {
+        "_SYNCJOB_COMPLETE": "complete_bash",
+        "COMP_WORDS": "syncjob --config-",
+        "COMP_CWORD": "1",
+    }
+    run = syncjob(env=env)
+    assert run.code == 0
+    assert "--config-path" in run.stdout
+    assert "--config-type" in run.stdout

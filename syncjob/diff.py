@@ -1,0 +1,104 @@
+"""`syncjob diff`: what a pass would change, shown and not done.
+
+It fetches and validates like a pass, then prints the unified diff between the file on
+disk and what would be written. Nothing in the config folder changes: the served bytes
+stay in memory (capped by MAX_BODY_SIZE), no lock file is made (the write is atomic, so
+the file read is whole, old or new), no state is saved, nothing is reloaded or pushed.
+The target's checker runs on a copy in a private temporary folder, since it reads a file.
+"""
+
+import difflib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from syncjob import checker, files, redact, validate
+from syncjob.errors import ExitCode, WriteFailed
+from syncjob.settings import Settings
+
+
+class Held(files.Spool):
+    """The served bytes, kept in memory whole: a diff must not write in the folder."""
+
+    MEMORY = sys.maxsize  # never spills; the source's body is capped by MAX_BODY_SIZE
+
+    @property
+    def content(self) -> bytes:
+        return bytes(self._buffer)
+
+
+def show_diff(settings: Settings, out: TextIO | None = None) -> int:
+    """Print the diff; 0 when nothing would change, DIFFERS when something would.
+    A failure raises the SyncError a pass would end with (65 refused, 69, 77, ...)."""
+    from syncjob.source import Source
+
+    path = settings.config_path
+    held = Held(path)
+    fetched = Source(settings).fetch(None, held)  # unconditional: the bytes are the point
+    assert fetched is not None  # only a conditional request gets a 304
+    new = held.content
+    current = _read(path)
+    if current == new:
+        print(f"{path}: in sync with the source (sha256 {held.sha256[:12]})", file=out)
+        return ExitCode.OK
+    validate.check(new, current, settings.config_type, settings.allow_empty)
+    if template := checker.command(settings):
+        _check_copy(settings, template, new)
+    stream = out or sys.stdout
+    colour = out is None and sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    for line in _unified(path, current, new, fetched.version):
+        stream.write(_coloured(line) if colour else line)
+    return ExitCode.DIFFERS
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # a directory in its place, no permission
+        raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _check_copy(settings: Settings, template: str, content: bytes) -> None:
+    """The checker's verdict on the new bytes, from a copy outside the config folder.
+    Relative paths in the config (rule_files) resolve from that copy's folder."""
+    with tempfile.TemporaryDirectory(prefix="syncjob-diff-") as folder:
+        copy = Path(folder) / settings.config_path.name
+        copy.write_bytes(content)
+        checker.run(
+            template, str(copy), settings.check_timeout, secrets=lambda: redact.secrets(settings)
+        )
+
+
+def _unified(path: Path, current: bytes | None, new: bytes, version: str | None) -> Iterator[str]:
+    before = _lines(current or b"")
+    after = _lines(new)
+    served = f"served by the source{f' (version {version})' if version else ''}"
+    yield from difflib.unified_diff(
+        before,
+        after,
+        fromfile=f"{path}{'' if current is not None else ' (missing)'}",
+        tofile=f"{path} ({served})",
+    )
+
+
+def _lines(data: bytes) -> list[str]:
+    lines = data.decode("utf-8", "replace").splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):  # as diff(1) says it
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
+
+
+_COLOURS = (("+++", "\x1b[1m"), ("---", "\x1b[1m"), ("@@", "\x1b[36m"), ("+", "\x1b[32m"),
+            ("-", "\x1b[31m"))  # fmt: skip
+
+
+def _coloured(line: str) -> str:
+    for prefix, colour in _COLOURS:
+        if line.startswith(prefix):
+            return f"{colour}{line.rstrip(chr(10))}\x1b[0m\n"
+    return line
