@@ -52,10 +52,12 @@ def decide(fetched: Fetched | None, disk_hash: str | None, state: State) -> Plan
     held = served is not None and served == state.rejected_hash
     # While the source serves a rejected config, what belongs on disk is the target's own.
     wanted = state.running_hash if held else served
+    # A rollback whose copy failed leaves the rejected file, which this tool wrote: not an edit.
+    unfinished = state.rejected_hash if state.pending_reload else None
     drift = (
         disk_hash is not None
         and state.applied_hash is not None
-        and disk_hash not in (state.applied_hash, state.running_hash)
+        and disk_hash not in (state.applied_hash, state.running_hash, unfinished)
     )
     if wanted is None:  # rejected, and no config the target ran is known to keep
         return Plan(Action.NOTHING, "rejected before, and no accepted config to restore", held=held)

@@ -2,19 +2,21 @@
 Prometheus; its HTTP endpoints, signals, and what happens when the source goes down."""
 
 import json
+import math
 import signal
 import time
 import urllib.request
+from dataclasses import replace
 
 import pytest
 
 from syncjob.errors import ExitCode
 from syncjob.loop import Progress, next_delay
-from syncjob.server import Views, stuck_after
+from syncjob.server import Views, start_server, stuck_after
 from syncjob.settings import resolve
 from syncjob.state import State
 from syncjob.sync import Outcome
-from tests.cli import pass_env
+from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import Reply
 from tests.targets import http_request, wait_until
 
@@ -169,6 +171,86 @@ def outcome(code: ExitCode, failures: int = 0) -> Outcome:
 )
 def test_next_delay(settings, code, failures, rand, delay):
     assert next_delay(settings, outcome(code, failures), rand) == pytest.approx(delay)
+
+
+# --- a worker that must not die: any number of failures, a bounded interval -------------
+
+
+@pytest.mark.parametrize("failures", [1025, 10**6, 10**100], ids=["1025", "1e6", "1e100"])
+@pytest.mark.parametrize("rand", [0.0, 0.999])
+def test_next_delay_after_any_number_of_failures_is_at_most_the_interval(settings, failures, rand):
+    # 2**1024 overflows a float: the worker thread used to die on the 1,025th failure.
+    delay = next_delay(settings, outcome(ExitCode.UNAVAILABLE, failures), rand)
+    assert math.isfinite(delay)
+    assert 0 < delay <= settings.sync_interval * 1.1
+
+
+def test_the_loop_keeps_polling_after_a_hundred_thousand_failed_passes(
+    fake_agent, tmp_path, start_loop
+):
+    config = tmp_path / "prometheus.yml"
+    counts = dict.fromkeys(("runs", "failures"), 100_000) | dict.fromkeys(
+        ("successes", "changes", "reloads", "rollbacks"), 0
+    )
+    state = {
+        "schema_version": 1, "applied_hash": None, "source_hash": None, "version": None,
+        "etag": None, "pending_reload": False, "rejected_hash": None, "last_attempt": None,
+        "last_success": None, "last_change": None, "last_error": "source unavailable",
+        "last_exit_code": 69, "consecutive_failures": 100_000, "counts": counts,
+    }  # fmt: skip
+    state_path = tmp_path / ".prometheus.yml.syncjob.json"
+    state_path.write_text(json.dumps(state))
+    fake_agent.script(*[Reply(503)] * 1000)  # AlertAgent down: every request is a 503
+    loop = start_loop(pass_env(fake_agent.url, config, SYNC_INTERVAL="1s"))  # 3 requests a pass
+
+    # Three passes: the worker lived through the delay after the first two.
+    def runs() -> int:
+        return json.loads(state_path.read_text())["counts"]["runs"]
+
+    wait_until(lambda: runs() >= 100_003, 20, "three passes recorded in the state")
+    assert len(fake_agent.requests) >= 9
+    assert {r.status for r in fake_agent.requests} == {503}
+    assert loop.get("/healthz") == (200, b"ok\n")
+    status, health = loop.json("/health")
+    assert (status, health["status"]) == (200, "degraded")
+    assert loop.stop() == 0
+
+
+@pytest.mark.parametrize("mode", [[], ["--loop"]], ids=["one-shot", "loop"])
+def test_a_sync_interval_past_the_bound_is_a_usage_error(fake_agent, tmp_path, mode):
+    env = pass_env(
+        fake_agent.url, tmp_path / "prometheus.yml", SYNC_INTERVAL="99999999999h",
+        HTTP_PORT="0", HTTP_ADDRESS="127.0.0.1",
+    )  # fmt: skip
+    run = syncjob(*mode, env=env, timeout=20)
+    assert run.code == 2
+    assert len(run.stderr.strip().splitlines()) == 1
+    assert "SYNC_INTERVAL" in run.stderr
+    assert fake_agent.requests == []
+
+
+@pytest.mark.parametrize("worker_alive", [True, False])
+def test_healthz_fails_when_the_worker_is_gone(settings, worker_alive):
+    settings = replace(settings, http_port=0, http_address="127.0.0.1")
+    now = time.monotonic()
+    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
+    server = start_server(settings, lambda: progress, worker_alive=lambda: worker_alive)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        healthz = http_request("GET", url + "/healthz")
+        status, body = http_request("GET", url + "/health")
+    finally:
+        server.shutdown()
+        server.server_close()
+    if worker_alive:
+        assert healthz == (200, b"ok\n")
+        assert status == 200
+    else:
+        assert healthz == (503, b"stuck\n")  # the kubelet restarts the sidecar
+        assert status == 503
+        health = json.loads(body)
+        assert health["status"] == "unhealthy"
+        assert health["error"] == "the worker that runs the passes has stopped"
 
 
 def test_liveness_fails_only_when_no_pass_started_or_finished_for_too_long(settings):
