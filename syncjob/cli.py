@@ -82,10 +82,12 @@ def _logging(settings: Settings) -> None:
 def _peers(settings: Settings) -> tuple["Source", "Target | None"]:
     """AlertAgent and the target, as configured; exit 2 when a TLS file is wrong."""
     from syncjob.source import Source
+
+    if not (settings.reload_url or settings.reload_cmd):
+        return Source(settings), None
     from syncjob.target import Target
 
-    reloads = settings.reload_url or settings.reload_cmd
-    return Source(settings), (Target(settings) if reloads else None)
+    return Source(settings), Target(settings)
 
 
 def one_shot(settings: Settings, source: "Source", target: "Target | None") -> int:

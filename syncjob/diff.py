@@ -77,7 +77,7 @@ def _check_copy(settings: Settings, template: str, content: bytes) -> None:
 def _unified(path: Path, current: bytes | None, new: bytes, version: str | None) -> Iterator[str]:
     before = _lines(current or b"")
     after = _lines(new)
-    served = f"served by the source{f' (version {version})' if version else ''}"
+    served = f"served by the source{f', version {version}' if version else ''}"
     yield from difflib.unified_diff(
         before,
         after,
