@@ -537,3 +537,25 @@ def test_completion_completes_commands_and_flags():
     assert run.code == 0
     assert "--config-path" in run.stdout
     assert "--config-type" in run.stdout
+
+
+def test_the_loops_endpoints_agree_on_counts_and_verdicts(fake_agent, config_path, start_loop):
+    import signal
+
+    from tests.targets import wait_until
+
+    env = pass_env(fake_agent.url, config_path, SYNC_INTERVAL="1h")
+    assert syncjob(env=env).code == 0
+    assert syncjob(env=env).code == 0
+    loop = start_loop(env)
+    wait_until(lambda: loop.get("/ready")[0] == 200, 15, "ready")
+    ready, metrics, both = (loop.json(p)[1] for p in ("/ready", "/metrics?format=json", "/status"))
+    assert ready["sync_count"] == metrics["sync_count"] == both["metrics"]["sync_count"] == 3
+    assert (both["health"]["status"], both["metrics"]["healthy"]) == ("healthy", True)
+
+    fake_agent.script(Reply(404, {}, b"not found"))  # final: no retries
+    loop.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: loop.json("/health")[1]["status"] == "degraded", 15, "a failed pass")
+    ready, both = loop.json("/ready")[1], loop.json("/status")[1]
+    assert (both["health"]["status"], both["metrics"]["healthy"]) == ("degraded", False)
+    assert ready["sync_count"] == both["metrics"]["sync_count"] == 4
