@@ -55,7 +55,11 @@ def push(settings: Settings, outcome: Outcome) -> None:
             handler=_handler(settings),
         )
     except SyncError as exc:  # down, slow, refused, or an unreadable credentials file
-        log.warning("push to the Pushgateway %s failed: %s", settings.pushgateway_url, exc)
+        log.warning(
+            "push to the Pushgateway %s failed: %s",
+            transport.redacted(settings.pushgateway_url),
+            exc,
+        )
 
 
 def _handler(settings: Settings) -> Any:
@@ -72,14 +76,17 @@ def _handler(settings: Settings) -> Any:
     ) -> Callable[[], None]:
         def push() -> None:
             sent = dict(headers) | ({"Authorization": auth} if auth else {})
-            with transport.translated(SourceUnavailable, "push failed"):
-                response = pool.request(
-                    method, url, body=data, headers=sent, retries=False, timeout=timeout
-                )
+            # PUSHGATEWAY_TIMEOUT for the whole push: connect, answer and its words.
+            exchange = transport.Exchange(
+                pool, settings.pushgateway_timeout, failed="push failed",
+                peer="push failed: the Pushgateway",
+                unavailable=SourceUnavailable, refused=SourceUnavailable,
+            )  # fmt: skip
+            response = exchange.send(method, url, body=data, headers=sent)
             if response.status >= 300:
-                raise SourceUnavailable(
-                    f"Pushgateway answered HTTP {response.status}: {server_message(response.data)}"
-                )
+                said = server_message(exchange.words(response))
+                raise SourceUnavailable(f"Pushgateway answered HTTP {response.status}: {said}")
+            exchange.discard(response)
 
         return push
 
@@ -116,14 +123,20 @@ def report_status(settings: Settings, outcome: Outcome) -> None:
         return
     if auth:
         headers["Authorization"] = auth
+    # HTTP_TIMEOUT for the whole report: connect, and the answer's status line and headers
+    # (its body is not wanted).
+    exchange = transport.Exchange(
+        transport.pool(settings.http_timeout, settings.tls()), settings.http_timeout,
+        failed="status report failed", peer="status report failed: AlertAgent",
+        unavailable=SourceUnavailable, refused=SourceUnavailable,
+    )  # fmt: skip
     try:
-        with transport.translated(SourceUnavailable, "status report failed"):
-            response = transport.pool(settings.http_timeout, settings.tls()).request(
-                "POST", url, body=json.dumps(body).encode(), retries=False,
-                headers=headers,
-            )  # fmt: skip
+        response = exchange.send("POST", url, body=json.dumps(body).encode(), headers=headers)
     except SourceUnavailable as exc:
         log.warning("%s", exc)
         return
+    exchange.discard(response)
     if not 200 <= response.status < 300:
-        log.warning("status report to %s answered HTTP %s", url, response.status)
+        log.warning(
+            "status report to %s answered HTTP %s", transport.redacted(url), response.status
+        )

@@ -2,7 +2,6 @@
 
 import logging
 import re
-import time
 from urllib.parse import urlencode, urljoin
 
 import urllib3
@@ -17,7 +16,6 @@ from syncjob.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CHUNK = 64 * 1024
 MAX_REDIRECTS = 3
 REDIRECTS = (301, 302, 303, 307, 308)
 
@@ -54,42 +52,45 @@ class Source:
             headers["Authorization"] = auth
         if if_none_match:
             headers["If-None-Match"] = if_none_match
-        response = self._follow(self.url, headers)
-        try:
-            if response.status == 304:
-                if not if_none_match:
-                    raise ContentRefused(
-                        "source answered 304 to a request that was not conditional"
-                    )
-                return None
-            if response.status != 200 or dialects.is_envelope(response.headers):
-                body = self._read(response)  # an error's words, or JSON: whole, in memory
-                retries_used = len(response.retries.history) if response.retries else 0
-                dialects.check_status(response.status, body, retries_used)
-                fetched, content = dialects.parse(response.headers, body)
-                into.write(content)
-                return fetched
-            self._read(response, into)  # the config itself: streamed to disk as it comes
-            return dialects.check_raw(response.headers, into.head, into.sha256)
-        finally:
-            response.release_conn()
+        exchange, response, retries_used = self._follow(self.url, headers)
+        if response.status == 304:
+            exchange.discard(response)
+            if not if_none_match:
+                raise ContentRefused("source answered 304 to a request that was not conditional")
+            return None
+        if response.status != 200:
+            dialects.check_status(response.status, exchange.words(response), retries_used)
+        if dialects.is_envelope(response.headers):
+            body = self._read(exchange, response)  # JSON: whole, in memory, up to the cap
+            fetched, content = dialects.parse(response.headers, body)
+            into.write(content)
+            return fetched
+        self._read(exchange, response, into)  # the config itself: streamed to disk as it comes
+        return dialects.check_raw(response.headers, into.head, into.sha256)
 
-    def _follow(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
+    def _exchange(self) -> transport.Exchange:
+        """One attempt: HTTP_TIMEOUT for all of it, connect to the body's last byte."""
+        return transport.Exchange(
+            self.pool, self.timeout, failed="source unavailable", peer="source",
+            unavailable=SourceUnavailable, refused=ContentRefused,
+        )  # fmt: skip
+
+    def _follow(
+        self, url: str, headers: dict[str, str]
+    ) -> tuple[transport.Exchange, urllib3.BaseHTTPResponse, int]:
         """GET, following a few redirects: same scheme or up to https, and credentials
-        only ever to the host they were given for."""
+        only ever to the host they were given for. The answer's exchange (its deadline
+        bounds the body still to read), the answer, and the retries it took."""
         origin = _where(url)
         for _ in range(MAX_REDIRECTS + 1):
-            with transport.translated(SourceUnavailable, "source unavailable"):
-                response = self.pool.request(
-                    "GET", url, headers=headers, retries=self.retries, redirect=False,
-                    preload_content=False,
-                )  # fmt: skip
-            log.debug("GET %s: HTTP %d", url, response.status)
+            exchange, response, retries_used = transport.send_retried(
+                self._exchange, "GET", url, headers, self.retries
+            )
+            log.debug("GET %s: HTTP %d", transport.redacted(url), response.status)
             location = response.headers.get("Location")
             if response.status not in REDIRECTS or not location:
-                return response
-            response.drain_conn()
-            response.release_conn()
+                return exchange, response, retries_used
+            exchange.discard(response)  # a redirect's body: never drained whole
             # Decided with the parser urllib3 connects with: `http://a\@b/` must not be
             # judged as host b and then connected to a with our credentials.
             if _MALFORMED.search(location):
@@ -110,30 +111,16 @@ class Source:
             url = next_url
         raise SourceUnavailable(f"source redirected more than {MAX_REDIRECTS} times")
 
-    def _read(self, response: urllib3.BaseHTTPResponse, into: Spool | None = None) -> bytes:
+    def _read(
+        self, exchange: transport.Exchange, response: urllib3.BaseHTTPResponse,
+        into: Spool | None = None,
+    ) -> bytes:  # fmt: skip
         """The whole body (or nothing, when it goes `into` a spool), refused as soon as it
-        passes the cap or the deadline.
-
-        The deadline bounds the whole body, not each read: a source dripping one
-        byte a second never trips a per-read timeout.
-        """
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.max_body:
-            raise ContentRefused(f"body of {declared} bytes is over the cap of {self.max_body}")
-        deadline = time.monotonic() + self.timeout
-        chunks, size = [], 0
-        with transport.reading_body():
-            while chunk := response.read1(CHUNK):
-                size += len(chunk)
-                if size > self.max_body:
-                    raise ContentRefused(f"body is over the cap of {self.max_body} bytes")
-                if time.monotonic() > deadline:
-                    raise SourceUnavailable(f"body not received within {self.timeout:g}s")
-                if into is None:
-                    chunks.append(chunk)
-                else:
-                    into.write(chunk)
-        return b"".join(chunks)
+        passes MAX_BODY_SIZE, and cut off when the attempt's deadline passes: a source
+        dripping one byte a second never trips a per-read timeout."""
+        return exchange.read(
+            response, self.max_body, into=into.write if into else None, setting="MAX_BODY_SIZE"
+        )
 
 
 _MALFORMED = re.compile(r"[\\\s\x00-\x1f\x7f]")  # backslashes, whitespace, control characters

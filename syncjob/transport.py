@@ -1,19 +1,37 @@
-"""urllib3, configured once: timeouts, retries, User-Agent, and its errors translated.
+"""urllib3, configured once: deadlines, size caps, retries, User-Agent, errors translated.
 
-urllib3 errors never leave this module's callers: `translated()` turns them into
-the project's own error types at the boundary (httpx's map_httpcore_exceptions).
+Every exchange with a peer (AlertAgent, the target, the Pushgateway) goes through an
+`Exchange`: one deadline for the whole of it (connect, headers, body, and any body read
+to let go of an answer), a cap on every body it reads, framing headers read strictly,
+and urllib3's errors turned into the project's own error types at this one boundary
+(httpx's map_httpcore_exceptions).
+
+Why not urllib3's own timeouts and retries: its read timeout bounds one read, so a peer
+that drips a byte a second holds a request for ever; and before following a redirect or
+retrying, urlopen drains the answer's body whole (`drain_conn`), however long or slow.
+Here every read of a socket is given only what is left of the deadline (`_PacedReader`),
+retries are made by hand with urllib3's `Retry` for the schedule (`send_retried`), and an
+unwanted body is read only when it is small, else its connection is closed unread.
 """
 
 import base64
+import email.utils
+import http.client
+import io
 import re
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import urllib3
+import urllib3.connection
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     HTTPError,
     MaxRetryError,
     NewConnectionError,
@@ -24,11 +42,55 @@ from urllib3.exceptions import (
 from urllib3.util.retry import Retry
 
 from syncjob import __version__
-from syncjob.errors import ContentRefused, SourceUnavailable, SyncError, UsageError
+from syncjob.errors import SyncError, UsageError
 from syncjob.settings import TLS
 
 USER_AGENT = f"syncjob/{__version__}"
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
+CHUNK = 64 * 1024  # bytes asked of a body at a time (decoded: a gzip bomb stays a chunk)
+# An error's words, a redirect's or a retried answer's body: read up to this, never more.
+ERROR_BODY_LIMIT = 64 * 1024
+
+# ASCII digits only: str.isdigit() takes '²' and int() then refuses it; 18 digits is
+# more than any body, and far below int()'s limit on digits (4300, then ValueError).
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+class MalformedAnswer(Exception):
+    """The peer broke the protocol in a header syncjob reads (said as "<peer> sent ...")."""
+
+
+def content_length(headers: Mapping[str, str]) -> int | None:
+    """The declared body size, None if undeclared; MalformedAnswer unless plain digits.
+
+    Two Content-Length headers arrive joined ("5, 5"): refused too, as is a length beside
+    chunked framing (RFC 9112 6.3: the shape of request smuggling).
+    """
+    value = headers.get("Content-Length")
+    if value is None:
+        return None
+    if not _DIGITS.fullmatch(value):
+        raise MalformedAnswer(f"a malformed Content-Length header {value!r:.60}")
+    if "chunked" in headers.get("Transfer-Encoding", "").lower():
+        raise MalformedAnswer("both Content-Length and Transfer-Encoding: chunked")
+    return int(value)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Retry-After in seconds: ASCII digits or an HTTP date; MalformedAnswer otherwise."""
+    value = headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    if _DIGITS.fullmatch(value):
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value) if len(value) <= 64 else None
+    except (TypeError, ValueError, IndexError, OverflowError):
+        when = None
+    if when is None or when.tzinfo is None:
+        raise MalformedAnswer(f"a malformed Retry-After header {value!r:.60}")
+    return max(0.0, when.timestamp() - time.time())
 
 
 class Backoff(Retry):
@@ -49,7 +111,9 @@ class Backoff(Retry):
         return float(min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1)))
 
     def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
-        seconds = super().get_retry_after(response)
+        # Read strictly: urllib3's parser int()s any run of digits, and 5000 of them
+        # raise ValueError (int's limit on digits), out of urlopen as a crash.
+        seconds = retry_after(response.headers)
         return None if seconds is None else min(seconds, self.backoff_max)
 
 
@@ -71,13 +135,100 @@ def retries(max_retries: int, backoff: float, backoff_max: float) -> Retry:
     )
 
 
+# --- The deadline: every read of a socket gets only what is left of it ----------------
+
+
+class Deadline:
+    """The time one exchange may take, from the connect to the last byte of its body."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self._at - time.monotonic()
+
+    @property
+    def passed(self) -> bool:
+        return self.left() <= 0
+
+    def timeout(self) -> urllib3.Timeout:
+        """For urllib3's connect (and the first read): what is left, never zero (none)."""
+        left = max(self.left(), 0.001)
+        return urllib3.Timeout(connect=left, read=left)
+
+
+# The deadline of the exchange whose request is being sent in this thread (or task):
+# http.client makes the response object deep inside urlopen, out of reach of arguments.
+_deadline: ContextVar[Deadline | None] = ContextVar("syncjob_deadline", default=None)
+
+
+class _PacedReader(io.RawIOBase):
+    """A socket's reads, each allowed only what is left of the exchange's deadline.
+
+    The status line, the headers (a "100 Continue" after another included), chunk sizes
+    and body all go through it, so no pace of dripping outlasts the deadline.
+    """
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, deadline: Deadline) -> None:
+        super().__init__()
+        self._raw, self._sock, self._deadline = raw, sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline.left()
+        if left <= 0:
+            raise TimeoutError(f"no complete answer within {self._deadline.seconds:g}s")
+        self._sock.settimeout(left)
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _PacedResponse(http.client.HTTPResponse):
+    def __init__(
+        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None,
+        url: str | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(sock, debuglevel, method, url)
+        deadline = _deadline.get()
+        if deadline is not None:
+            raw = self.fp.detach()  # the socket's SocketIO: it keeps the socket open
+            self.fp = io.BufferedReader(_PacedReader(raw, sock, deadline))
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _PacedResponse
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _PacedResponse
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 def pool(timeout: float, tls: TLS | None = None) -> urllib3.PoolManager:
-    """Verified TLS by default: the system's CA store, plus TLS.ca_file when given."""
-    return urllib3.PoolManager(
+    """Verified TLS by default: the system's CA store, plus TLS.ca_file when given.
+
+    Its connections read at an Exchange's pace; `timeout` is for requests made outside one.
+    """
+    manager = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=timeout, read=timeout),
         headers={"User-Agent": USER_AGENT},
         **_tls_options(tls),
     )
+    manager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+    return manager
 
 
 def _tls_options(tls: TLS | None) -> dict[str, Any]:
@@ -126,7 +277,11 @@ def _reason(exc: BaseException) -> str:
         return f"TLS error: {exc}"
     if isinstance(exc, ProtocolError):
         return f"connection broken: {exc.args[0] if exc.args else exc}"
-    return str(exc) or type(exc).__name__
+    # urllib3 quotes URLs in some messages (LocationParseError): never a password.
+    return _ANY_USERINFO.sub(r"\1***@", str(exc)) or type(exc).__name__
+
+
+_ANY_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
 
 
 @contextmanager
@@ -138,15 +293,209 @@ def translated(error: type[SyncError], what: str) -> Iterator[None]:
         raise error(f"{what}: {_reason(exc)}") from None
 
 
-@contextmanager
-def reading_body() -> Iterator[None]:
-    """Errors while a body streams in: slow is unavailable, cut short is refused."""
-    try:
-        yield
-    except ReadTimeoutError:
-        raise SourceUnavailable("source timed out sending the body") from None
-    except HTTPError as exc:
-        raise ContentRefused(f"body cut short: {_reason(exc)}") from None
+# --- One exchange ------------------------------------------------------------------
+
+
+class Exchange:
+    """One request and its answer within one deadline, every body read under a cap.
+
+    `unavailable` is raised (as "<failed>: <reason>") when the peer cannot be reached,
+    is too slow or breaks the connection; `refused` (as "<peer> sent ...") when its
+    answer breaks the protocol or a cap.
+    """
+
+    def __init__(
+        self, pool: urllib3.PoolManager, budget: float, *, failed: str, peer: str,
+        unavailable: type[SyncError], refused: type[SyncError],
+    ) -> None:  # fmt: skip
+        self.pool = pool
+        self.deadline = Deadline(budget)
+        self.failed, self.peer = failed, peer
+        self.unavailable, self.refused = unavailable, refused
+
+    def send(
+        self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> urllib3.BaseHTTPResponse:  # fmt: skip
+        """The answer's status and headers; its body is left to `read`, `words` or
+        `discard` (one of them must be called)."""
+        try:
+            response = self._request(method, url, headers, body)
+        except HTTPError as exc:
+            raise self.broken(exc) from None
+        self.check(response)
+        return response
+
+    def _request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, body: bytes | None
+    ) -> urllib3.BaseHTTPResponse:
+        """urllib3's request, its errors left to the caller: no retries, no redirects."""
+        token = _deadline.set(self.deadline)
+        try:
+            return self.pool.request(
+                method, url, body=body, headers=headers, retries=False, redirect=False,
+                preload_content=False, timeout=self.deadline.timeout(),
+            )  # fmt: skip
+        finally:
+            _deadline.reset(token)
+
+    def check(self, response: urllib3.BaseHTTPResponse) -> None:
+        """The framing headers, read strictly; the answer is dropped when they are not."""
+        try:
+            content_length(response.headers)
+        except MalformedAnswer as exc:
+            self.drop(response)
+            raise self.refused(f"{self.peer} sent {exc}") from None
+
+    def broken(self, exc: BaseException) -> SyncError:
+        """The error to raise for a urllib3 error while the request was made."""
+        if self.deadline.passed or isinstance(_unwrapped(exc), ReadTimeoutError):
+            reason = f"timed out: no answer within {self.deadline.seconds:g}s"
+        else:
+            reason = _reason(exc)
+        return self.unavailable(f"{self.failed}: {reason}")
+
+    def read(
+        self, response: urllib3.BaseHTTPResponse, limit: int, *,
+        into: Callable[[bytes], object] | None = None, setting: str = "",
+    ) -> bytes:  # fmt: skip
+        """The whole body (or b"" when it goes `into` a sink as it comes), refused as
+        soon as it passes `limit` bytes, decoded, or the deadline."""
+        cap = f"the cap of {limit} bytes" + (f" ({setting})" if setting else "")
+        declared = content_length(response.headers)  # checked by send()
+        if declared is not None and declared > limit:
+            self.drop(response)
+            raise self.refused(f"{self.peer} sent a body of {declared} bytes, over {cap}")
+        chunks: list[bytes] = []
+        if not self._stream(response, limit, into or chunks.append):
+            self.drop(response)
+            raise self.refused(f"{self.peer} sent a body over {cap}")
+        response.release_conn()
+        return b"".join(chunks)
+
+    def words(self, response: urllib3.BaseHTTPResponse) -> bytes:
+        """The start of an error answer's body, for its words: up to ERROR_BODY_LIMIT,
+        or what came before the deadline or a break; the rest is never read."""
+        chunks: list[bytes] = []
+        try:
+            complete = self._stream(response, ERROR_BODY_LIMIT, chunks.append)
+        except SyncError:
+            complete = False
+        if complete:
+            response.release_conn()
+        else:
+            self.drop(response)
+        return b"".join(chunks)
+
+    def discard(self, response: urllib3.BaseHTTPResponse) -> None:
+        """Let go of an unwanted body: read when it is declared small, so the connection
+        can serve the next request; else the connection is closed with it unread."""
+        try:
+            declared = content_length(response.headers)
+        except MalformedAnswer:
+            declared = None
+        if declared is not None and declared <= ERROR_BODY_LIMIT:
+            try:
+                if self._stream(response, ERROR_BODY_LIMIT, lambda _: None):
+                    response.release_conn()
+                    return
+            except SyncError:
+                pass
+        self.drop(response)
+
+    @staticmethod
+    def drop(response: urllib3.BaseHTTPResponse) -> None:
+        """Close the answer's connection unread (the pool opens a new one next time)."""
+        response.close()
+        response.release_conn()
+
+    def _stream(
+        self, response: urllib3.BaseHTTPResponse, limit: int, sink: Callable[[bytes], object]
+    ) -> bool:
+        """Feed the body to `sink` in bounded chunks: True when it ended within `limit`
+        bytes, False when it went past (up to `limit` bytes were fed)."""
+        size = 0
+        try:
+            # read1: one bounded read each time (read(n) on a chunk size of "-5" reads
+            # to the end of the stream, in http.client); decoded, so a gzip bomb counts
+            # what it inflates to.
+            while chunk := response.read1(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    sink(chunk[: len(chunk) - (size - limit)])
+                    return False
+                sink(chunk)
+        except HTTPError as exc:
+            self.drop(response)
+            if self.deadline.passed or isinstance(exc, ReadTimeoutError):
+                raise self.unavailable(
+                    f"{self.failed}: body not received within {self.deadline.seconds:g}s"
+                ) from None
+            if isinstance(exc, DecodeError):
+                raise self.refused(f"{self.peer} sent a body that cannot be decoded") from None
+            raise self.refused(f"{self.peer} sent a body cut short: {_reason(exc)}") from None
+        except BaseException:  # the sink failed (a full disk): the answer is left unread
+            self.drop(response)
+            raise
+        return True
+
+
+def send_retried(
+    exchange: Callable[[], Exchange], method: str, url: str, headers: Mapping[str, str],
+    retry: Retry,
+) -> tuple[Exchange, urllib3.BaseHTTPResponse, int]:  # fmt: skip
+    """Send, retrying as `retry` says, each attempt a new `exchange()` with its own
+    deadline: the last attempt's exchange, its answer, and how many retries it took.
+
+    urllib3's Retry decides and waits (backoff, Retry-After); the loop is here so that a
+    retried answer's body is let go of by `Exchange.discard`, never drained whole.
+    """
+    while True:
+        attempt = exchange()
+        try:
+            response = attempt._request(method, url, headers, None)
+        except HTTPError as exc:
+            try:
+                retry = retry.increment(method, url, error=exc)
+            except HTTPError:  # MaxRetryError, or the error itself when not retryable
+                raise attempt.broken(exc) from None
+            retry.sleep()
+            continue
+        attempt.check(response)
+        try:
+            wanted = retry.is_retry(method, response.status, "Retry-After" in response.headers)
+            if not wanted:
+                return attempt, response, len(retry.history)
+            try:
+                retry = retry.increment(method, url, response=response)
+            except MaxRetryError:
+                return attempt, response, len(retry.history)
+            attempt.discard(response)
+            retry.sleep(response)
+        except MalformedAnswer as exc:
+            attempt.drop(response)
+            raise attempt.refused(f"{attempt.peer} sent {exc}") from None
+
+
+def redacted(url: str) -> str:
+    """`url` fit for a message: the password of its userinfo (or a userinfo that may be
+    a token) replaced by ***, as in http://user:***@host/."""
+    match = _USERINFO.match(url)
+    if match is None:
+        return url
+    user, colon, _ = match[2].partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{match[1]}{shown}@{url[match.end() :]}"
+
+
+# scheme://userinfo@ ; the userinfo runs to the last '@' before the path, like urlsplit
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)@")
+
+
+def _unwrapped(exc: BaseException) -> BaseException:
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        return exc.reason
+    return exc
 
 
 # What an Authorization header can carry: a secret with a line break or a control

@@ -24,7 +24,8 @@ from syncjob.errors import (
     SyncError,
     TargetUnreachable,
 )
-from syncjob.transport import Backoff, reading_body, retries, translated
+from syncjob.transport import Backoff, Exchange, redacted, retries, translated
+from tests.hostile_peer import Answer, HostilePeer
 
 
 def answer(status: int, headers: dict[str, str] | None = None) -> urllib3.HTTPResponse:
@@ -341,34 +342,69 @@ def test_other_exceptions_pass_through() -> None:
         raise KeyError("a bug, not a network error")
 
 
+def _exchange(pool: urllib3.PoolManager, budget: float = 5.0) -> Exchange:
+    return Exchange(
+        pool, budget, failed="source unavailable", peer="source",
+        unavailable=SourceUnavailable, refused=ContentRefused,
+    )  # fmt: skip
+
+
 def test_body_read_timeout_is_unavailable() -> None:
-    with (
-        pytest.raises(SourceUnavailable, match="source timed out sending the body"),
-        reading_body(),
-    ):
-        raise ReadTimeoutError(None, "/", "Read timed out.")  # type: ignore[arg-type]
+    # The headers at once, then the body a byte every 0.2 s: the deadline ends it.
+    slow = Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b"x" * 100, drip=0.2,
+                  head_at_once=True)  # fmt: skip
+    with HostilePeer([slow]) as peer, transport.pool(5.0) as pool:
+        exchange = _exchange(pool, budget=0.5)
+        response = exchange.send("GET", peer.url)
+        with pytest.raises(SourceUnavailable, match=r"body not received within 0\.5s") as info:
+            exchange.read(response, 1000)
+    assert "\n" not in str(info.value)
 
 
 def test_body_cut_short_is_refused() -> None:
     # Over real HTTP: Content-Length promises 100 bytes, the server sends 5 and hangs up.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1)
-        port = sock.getsockname()[1]
-
-        def serve_short() -> None:
-            conn, _ = sock.accept()
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
-
-        thread = threading.Thread(target=serve_short, daemon=True)
-        thread.start()
-        with transport.pool(5.0) as pool:
-            response = pool.request(
-                "GET", f"http://127.0.0.1:{port}/", retries=False, preload_content=False
-            )
-            with pytest.raises(ContentRefused, match="body cut short: ") as info, reading_body():
-                response.read()
-        thread.join(timeout=10)
+    short = Answer(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort")
+    with HostilePeer([short]) as peer, transport.pool(5.0) as pool:
+        exchange = _exchange(pool)
+        response = exchange.send("GET", peer.url)
+        with pytest.raises(ContentRefused, match="source sent a body cut short: ") as info:
+            exchange.read(response, 1000)
     assert "\n" not in str(info.value)
+
+
+def test_a_small_unwanted_body_keeps_the_connection_a_large_one_closes_it() -> None:
+    small = Answer(b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy", close=False)
+    large = Answer(b"HTTP/1.1 503 Busy\r\nContent-Length: 99999999\r\n\r\n", b"x" * 1000,
+                   close=False)  # fmt: skip
+    with HostilePeer([small, large, small]) as peer, transport.pool(5.0) as pool:
+        for _ in range(3):
+            exchange = _exchange(pool)
+            exchange.discard(exchange.send("GET", peer.url))
+        connections = peer.connections
+    assert connections == 2  # the second answer's connection was dropped, not drained
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:pa55@host:9091/x", "http://user:***@host:9091/x"),
+        ("https://user:p@ss:w@rd@host/", "https://user:***@host/"),
+        ("http://t0ken@host/", "http://***@host/"),
+        ("http://host/path?a=b@c", "http://host/path?a=b@c"),
+        ("http://host:9090/-/reload", "http://host:9090/-/reload"),
+        ("not a url", "not a url"),
+    ],
+)
+def test_redacted_hides_a_urls_password(url: str, shown: str) -> None:
+    assert redacted(url) == shown
+
+
+@pytest.mark.parametrize(("header", "wait"), [("Thu, 01 Jan 1970 00:00:00 GMT", 0.0), (" 7 ", 7.0)])
+def test_retry_after_as_a_date_or_with_spaces(header: str, wait: float) -> None:
+    assert retries(3, 5.0, 30.0).get_retry_after(answer(503, {"Retry-After": header})) == wait
+
+
+@pytest.mark.parametrize("header", ["9" * 5000, "soon", "\u0663", "-1", "1.5"])
+def test_a_malformed_retry_after_is_a_protocol_error(header: str) -> None:
+    with pytest.raises(transport.MalformedAnswer, match="malformed Retry-After"):
+        retries(3, 5.0, 30.0).get_retry_after(answer(503, {"Retry-After": header}))
