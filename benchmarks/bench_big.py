@@ -1,14 +1,18 @@
-"""Big configs: a pass that fetches, hashes, validates and writes 16 and 64 MiB, side by
-side with the shell a user would otherwise write, in one run.
+"""Big configs: a pass that fetches, hashes, validates and writes 32 and 64 MiB rules
+files of two kinds, side by side with the shell a user would otherwise write, in one run.
 
-    python benchmarks/bench_big.py [--sizes 16 64] [--runs 3]
+    python benchmarks/bench_big.py [--sizes 32 64] [--kinds realistic plain] [--runs 3]
+
+Kinds: `realistic` is written the way the monitoring mixins and kube-prometheus write rules
+(tests/realistic.py: quoted `{{ $labels.x }}` templates, `expr: |` blocks, flow mappings,
+comments); `plain` repeats one short group, as AlertAgent renders them.
 
 Baseline: `curl -sf -o tmp URL && sha256sum tmp && mv tmp config`. syncjob: one pass that
 writes (the checker off, as the baseline checks nothing; the YAML is still read whole to
-validate it). Peak RSS of each process (wait4), against a no-change pass's. Beside them,
-the least any full syntax check costs on this stack: libyaml's C parser reading the same
-file, building nothing (`raw_parse`), timed inside a process of its own after its start
-and imports, so an understatement of that floor.
+validate it). Runs alternate between the two. Peak RSS of each process (wait4), against a
+no-change pass's. Beside them, the least any full syntax check costs on this stack:
+libyaml's C parser reading the same file, building nothing (`raw_parse`), timed inside a
+process of its own after its start and imports, so an understatement of that floor.
 
 The fake AlertAgent runs in its own process (benchmarks/fake_agent_server.py) and the
 config is generated straight to a file: Linux charges a child, at exec, with the peak RSS
@@ -27,9 +31,20 @@ import tempfile
 import time
 from pathlib import Path
 
-from fake_agent_server import AgentProcess, changed_since, write_rules
+from fake_agent_server import ROOT, AgentProcess, changed_since, write_rules
 
 SYNCJOB = Path(sys.executable).with_name("syncjob")
+
+
+def write_kind(kind: str, path: Path, size: int) -> None:
+    """Made in a child: tests.realistic imports hypothesis, whose memory this process must
+    not carry (see above)."""
+    if kind == "plain":
+        write_rules(path, size)
+        return
+    code = "import sys; from pathlib import Path; from tests.realistic import write_rules; " \
+        "write_rules(Path(sys.argv[1]), int(sys.argv[2]))"  # fmt: skip
+    subprocess.run([sys.executable, "-c", code, str(path), str(size)], cwd=ROOT, check=True)
 
 
 def digest(path: Path) -> str:
@@ -59,17 +74,18 @@ def libyaml_parse(path: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[16, 64])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64])
+    parser.add_argument("--kinds", nargs="+", default=["realistic", "plain"])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     base = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     began = time.time()
 
     rows = []
-    for mib in args.sizes:
+    for mib, kind in [(mib, kind) for mib in args.sizes for kind in args.kinds]:
         with tempfile.TemporaryDirectory() as work:
             source = Path(work) / "source.yml"
-            write_rules(source, mib << 20)
+            write_kind(kind, source, mib << 20)
             want = digest(source)
             config = Path(work) / "rules.yml"
             with AgentProcess(source) as agent:
@@ -98,17 +114,17 @@ def main() -> None:
                 assert [r.status for r in agent.records()][-1] == 304
             parse = statistics.median(libyaml_parse(source) for _ in range(args.runs))
         b, s = statistics.median(baseline), statistics.median(passes)
-        rows.append((mib, b, s, parse, max(rss), no_change_rss))
+        rows.append((mib, kind, b, s, parse, max(rss), no_change_rss))
 
     print(f"median of {args.runs} runs; peak RSS: the largest of the runs")
     print(
-        f"{'MiB':>4} {'baseline s':>11} {'syncjob s':>10} {'ratio':>6} {'libyaml parse':>14} "
-        f"{'peak RSS MiB':>13} {'no-change':>10} {'above':>7}"
+        f"{'MiB':>4} {'kind':>10} {'baseline s':>11} {'syncjob s':>10} {'ratio':>6} "
+        f"{'libyaml parse':>14} {'peak RSS MiB':>13} {'no-change':>10} {'above':>7}"
     )
-    for mib, b, s, parse, peak, no_change in rows:
+    for mib, kind, b, s, parse, peak, no_change in rows:
         print(
-            f"{mib:>4} {b:>11.2f} {s:>10.2f} {s / b:>5.1f}x {parse:>8.2f} {parse / b:>4.1f}x "
-            f"{peak:>13.1f} {no_change:>10.1f} {peak - no_change:>+7.1f}"
+            f"{mib:>4} {kind:>10} {b:>11.2f} {s:>10.2f} {s / b:>5.1f}x {parse:>8.2f} "
+            f"{parse / b:>4.1f}x {peak:>13.1f} {no_change:>10.1f} {peak - no_change:>+7.1f}"
         )
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(this process's own peak RSS, a floor under every RSS figure: {floor:.1f} MiB)")

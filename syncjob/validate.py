@@ -128,7 +128,8 @@ def read(content: bytes | BinaryIO, config_type: str, *, through: bool = True) -
             if c_loader and not feed.utf16:
                 parser.raw_parse()  # the rest, at C speed; the feed counts the `---` lines
                 feed.finish()
-                shape.documents = feed.document_starts + (shape.documents and not shape.explicit)
+                implicit_first = shape.documents == 1 and not shape.explicit
+                shape.documents = feed.document_starts + implicit_first
             else:  # libyaml's UTF-16 input, or no libyaml: each event comes to Python
                 while (event := parser.get_event()) is not None:
                     shape.documents += isinstance(event, yaml.DocumentStartEvent)
@@ -211,7 +212,8 @@ def _what(event: Any, yaml: Any) -> str:
 # LS, PS), is a document start in any valid stream: inside a quoted scalar it is an error,
 # and it ends a plain or block scalar. So, once libyaml has read the stream without error,
 # counting these lines counts the documents (each starts one; `...` alone starts none).
-_DOCUMENT_START = re.compile(rb"---(?=[ \t\r\n]|\xc2\x85|\xe2\x80[\xa8\xa9]|\Z)")
+# Compiled on first use (re caches it): a pass that writes nothing never needs it.
+_DOCUMENT_START = rb"---(?=[ \t\r\n]|\xc2\x85|\xe2\x80[\xa8\xa9]|\Z)"
 _LINE_BREAKS = (b"\n", b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 _BOM = b"\xef\xbb\xbf"
 _BLOCK = 1 << 16
@@ -266,7 +268,7 @@ class _Feed:
         text = self._tail + block
         # A `---` needs up to 3 bytes after it (LS, PS) to be judged, up to 3 before it.
         limit = len(text) if self._ended else max(self._from, len(text) - 5)
-        for match in _DOCUMENT_START.finditer(text, self._from):
+        for match in re.compile(_DOCUMENT_START).finditer(text, self._from):
             at = match.start()
             if at >= limit:
                 break

@@ -198,3 +198,46 @@ def alertmanager_config(seed: int, teams: int = 3) -> str:
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 rules_files = st.builds(rules_file, seeds, st.integers(1, 4), st.integers(1, 5))
 alertmanager_configs = st.builds(alertmanager_config, seeds, st.integers(1, 4))
+
+
+SCRAPE_JOB = """  - job_name: '{name}'
+    scrape_interval: {interval}
+    metrics_path: /metrics
+    scheme: {scheme}
+    static_configs:
+      - targets: [{targets}]
+        labels: {{team: '{team}', env: "prod"}}
+    relabel_configs:
+      # keep only the pods that ask to be scraped
+      - source_labels: [__address__]
+        regex: '([^:]+)(?::\\d+)?'
+        target_label: instance
+        replacement: '${{1}}'
+      - source_labels: [__meta_kubernetes_namespace, __meta_kubernetes_pod_name]
+        separator: /
+        target_label: pod
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: 'go_gc_.*|process_.*'
+        action: drop
+"""
+
+
+def write_prometheus_config(path: Path, size: int, seed: int = 0) -> None:
+    """A Prometheus config of at least `size` bytes: scrape jobs with static targets,
+    quoted regexes, `${1}` replacements, flow lists and comments."""
+    rng = random.Random(seed)
+    with path.open("w") as out:
+        written = out.write(
+            "# Rendered by AlertAgent\nglobal:\n  scrape_interval: 30s\n"
+            "  external_labels: {cluster: 'prod-eu-1'}\nrule_files:\n  - 'rules/*.yml'\n"
+            "scrape_configs:\n"
+        )
+        i = 0
+        while written < size:
+            hosts = ", ".join(f"'10.{i % 250}.{n}.{rng.randint(1, 254)}:9100'" for n in range(8))
+            written += out.write(SCRAPE_JOB.format(
+                name=f"{rng.choice(JOBS)}-{i}", interval=rng.choice(["15s", "30s", "1m"]),
+                scheme=rng.choice(["http", "https"]), targets=hosts, team=f"team-{i % 7}",
+            ))  # fmt: skip
+            i += 1
