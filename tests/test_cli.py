@@ -559,3 +559,10 @@ def test_the_loops_endpoints_agree_on_counts_and_verdicts(fake_agent, config_pat
     ready, both = loop.json("/ready")[1], loop.json("/status")[1]
     assert (both["health"]["status"], both["metrics"]["healthy"]) == ("degraded", False)
     assert ready["sync_count"] == both["metrics"]["sync_count"] == 4
+
+
+def test_every_setting_is_listed_in_a_help_panel():
+    from syncjob.commands import PANELS
+    from syncjob.settings import SETTINGS
+
+    assert [s.env for s in SETTINGS if s.panel not in PANELS] == []
