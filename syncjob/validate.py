@@ -27,7 +27,7 @@ RULE_TYPES = ("prometheus-rules", "vmalert")
 # CPU seconds a read may take: a base, plus so much per MiB read so far. libyaml reads a
 # MiB of config in ~14 ms, PyYAML's pure-Python parser in ~1 s; a flow collection nested
 # 20,000 deep (40 KB) takes libyaml a second, and the cost grows with the square.
-BUDGET_SECONDS = 0.5
+BUDGET_SECONDS = 0.25
 BUDGET_PER_MIB = {"libyaml": 0.15, "python": 10.0}
 
 # A node's path from the top: mapping keys, and _ITEM for a sequence's items. Not a string,

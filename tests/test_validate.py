@@ -530,10 +530,10 @@ def test_moderate_nesting_is_fine(opener: str) -> None:
 def test_absurd_flow_nesting_is_refused_in_bounded_time(opener: str) -> None:
     said, took = _check_in_a_child(100_000, opener)
     assert re.fullmatch(r"refused: source served YAML that takes too long to read .*", said)
-    assert float(took) < 3.0
+    assert float(took) < 10.0  # 0.25 s of CPU; the bound is for a loaded machine
 
 
 def test_absurd_block_nesting_is_read_in_linear_time() -> None:
     said, took = _check_in_a_child(100_000, "- ")
     assert said == "passed"  # 100,000 `- ` deep: valid YAML, the target's to judge
-    assert float(took) < 3.0
+    assert float(took) < 10.0  # ~40 ms; the bound is for a loaded machine
