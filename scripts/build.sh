@@ -22,7 +22,7 @@ Options:
       --skip-tests   do not run tox
       --engine E     docker or podman (default: docker where `docker info` answers,
                      else podman where it is installed). Docker builds with buildx
-                     when it is there, else with the built-in BuildKit (Docker < 23)
+                     when it is there, else with its legacy builder
       --base IMAGE   the Dockerfile's BASE_IMAGE (default: its pinned python slim);
                      scripts/podman-base.sh makes local/debian-python:bookworm
                      where no registry is reachable
@@ -169,9 +169,9 @@ elif docker buildx version >/dev/null 2>&1; then
 elif [[ -n "$WHEELS" ]]; then
     die "--wheels with docker needs buildx (--build-context): install docker-buildx-plugin, or --engine podman"
 else
-    # Docker < 23 has BuildKit built in (needed for RUN --mount); Docker >= 23 without
-    # buildx says so itself: install docker-buildx-plugin, or use --engine podman.
-    DOCKER_BUILDKIT=1 docker build "${args[@]}" .
+    # No buildx: Docker's legacy builder, which builds this Dockerfile too (it uses no
+    # BuildKit-only syntax); Docker >= 23 would otherwise refuse for want of buildx.
+    DOCKER_BUILDKIT=0 docker build "${args[@]}" .
 fi
 
 if ((PUSH)); then
