@@ -17,7 +17,6 @@ quadratic time on flow collections nested thousands deep); and the empty guard.
 import io
 import re
 import time
-from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from syncjob.errors import ContentRefused
@@ -45,14 +44,19 @@ _NULLS = {"", "~", "null", "Null", "NULL"}
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
-@dataclass
 class Shape:
-    top: str = "nothing"  # "a mapping", "a list", "a scalar", "null" or "nothing"
-    groups: str = "absent"  # what the top mapping's `groups` holds, in the same words
-    other_keys: bool = False  # the top mapping has keys besides `groups`
-    alerting: bool = False  # a rule or receiver exists (or may: through a merge key or alias)
-    documents: int = 0
-    explicit: bool = False  # the first document starts with `---`
+    """What the reader saw of a document. A plain class, as _Node below: a dataclass would
+    cost every pass, written or not, its making at import."""
+
+    __slots__ = ("alerting", "documents", "explicit", "groups", "other_keys", "top")
+
+    def __init__(self) -> None:
+        self.top = "nothing"  # "a mapping", "a list", "a scalar", "null" or "nothing"
+        self.groups = "absent"  # what the top mapping's `groups` holds, in the same words
+        self.other_keys = False  # the top mapping has keys besides `groups`
+        self.alerting = False  # a rule or receiver exists (or may: a merge key or an alias)
+        self.documents = 0
+        self.explicit = False  # the first document starts with `---`
 
 
 def check(
@@ -141,14 +145,15 @@ def read(content: bytes | BinaryIO, config_type: str, *, through: bool = True) -
     return shape
 
 
-@dataclass
 class _Node:
     """An open collection while the events stream by."""
 
-    path: _Path
-    is_mapping: bool
-    key: str | None = None  # the key whose value comes next (mappings)
-    expecting_key: bool = True
+    __slots__ = ("expecting_key", "is_mapping", "key", "path")
+
+    def __init__(self, path: _Path, is_mapping: bool) -> None:
+        self.path, self.is_mapping = path, is_mapping
+        self.key: str | None = None  # the key whose value comes next (mappings)
+        self.expecting_key = True
 
 
 def _walk(parser: Any, config_type: str, shape: Shape, yaml: Any) -> None:
