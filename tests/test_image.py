@@ -97,11 +97,16 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     """`podman run` as Kubernetes would: read-only root, UID and GID 65532, and no tmpfs
     podman would add on its own (/tmp, /var/tmp, /run: Kubernetes adds none)."""
-    return _podman(
-        "run", "--rm", "--read-only", "--read-only-tmpfs=false", "--user", USER,
-        *options, image, *args,
-        timeout=timeout,
-    )  # fmt: skip
+    name = f"syncjob-image-test-{uuid.uuid4().hex[:12]}"
+    try:
+        return _podman(
+            "run", "--rm", "--name", name, "--read-only", "--read-only-tmpfs=false",
+            "--user", USER, *options, image, *args,
+            timeout=timeout,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        _podman("rm", "--force", name)  # the client is gone, the container is not
+        raise
 
 
 def test_version(image: str) -> None:
@@ -176,16 +181,16 @@ def _pass(
         "HTTP_TIMEOUT": "5s",
     }
     started = time.monotonic()
-    run = _podman(
-        "run", "--name", name, "--read-only", "--read-only-tmpfs=false", "--user", USER,
-        "--network", "host",  # the peers are on this host's loopback
-        "--volume", f"{config_dir}:/etc/prometheus",
-        "--volume", f"{promtool}:/checker/promtool:ro",
-        *(f"--env={k}={v}" for k, v in env.items()),
-        image,
-    )  # fmt: skip
-    elapsed = time.monotonic() - started
-    try:
+    try:  # the container goes, whatever happens: a hung pass is killed by `rm --force`
+        run = _podman(
+            "run", "--name", name, "--read-only", "--read-only-tmpfs=false", "--user", USER,
+            "--network", "host",  # the peers are on this host's loopback
+            "--volume", f"{config_dir}:/etc/prometheus",
+            "--volume", f"{promtool}:/checker/promtool:ro",
+            *(f"--env={k}={v}" for k, v in env.items()),
+            image,
+        )  # fmt: skip
+        elapsed = time.monotonic() - started
         diff = _podman("diff", name)
         assert diff.returncode == 0, diff.stderr
         # podman makes the mount points (and /etc, their parent) before the pass starts.
