@@ -3,11 +3,19 @@
 A reader (Prometheus on reload, a crashed pass's successor) sees the old file or
 the new one, whole: the new bytes are fsynced in a temporary file in the same
 directory, `os.replace`d over the target, and the directory entry fsynced.
+
+Whoever can write the config's folder can plant anything at our names (a symbolic
+link to a secret, a FIFO that blocks `open` forever, a device): every file here is
+opened by `open_regular`, which follows no link, never blocks, and accepts a regular
+file or nothing.
 """
 
 import contextlib
+import errno
 import hashlib
+import io
 import os
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,16 +25,83 @@ from syncjob.errors import WriteFailed
 
 TEMP_SUFFIX = ".syncjob.tmp"
 NEW_FILE_MODE = 0o644
+# syncjob's own files (state, last good copy, lock): they say what runs and when, and
+# the last good copy is a whole config; nobody else needs to read them.
+PRIVATE_MODE = 0o600
+
+# No link followed (ELOOP instead), no wait for a FIFO's other end or a device.
+_SAFE = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_regular(
+    path: Path | str, flags: int = os.O_RDONLY, mode: int = PRIVATE_MODE, *, doing: str = "open"
+) -> int | None:
+    """A file descriptor on the regular file at `path` (made with `mode` if `flags` say
+    O_CREAT), or None when there is none; WriteFailed naming the path and what is there
+    instead (a symbolic link, a FIFO, a directory, a device), or why it cannot be opened
+    ("cannot <doing> <path>: <reason>")."""
+    try:
+        fd = os.open(path, flags | _SAFE, mode)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        # ELOOP: a link (O_NOFOLLOW); ENXIO: a socket, or a FIFO opened to write with
+        # no reader; EISDIR: a directory opened to write. Say what it is.
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ENODEV):
+            with contextlib.suppress(OSError):
+                _refuse(path, os.lstat(path).st_mode)
+        raise WriteFailed(f"cannot {doing} {path}: {exc.strerror}") from None
+    try:
+        _refuse(path, os.fstat(fd).st_mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _refuse(path: Path | str, mode: int) -> None:
+    """WriteFailed unless `mode` is a regular file's."""
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISLNK(mode):
+        raise WriteFailed(f"{path} is a symbolic link: refusing to follow it")
+    raise WriteFailed(f"{path} is {file_kind(mode)}, not a regular file: refusing to use it")
+
+
+def file_kind(mode: int) -> str:
+    """What a file is, for a message: "a FIFO", "a directory", ..."""
+    kinds = [
+        (stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"),
+    ]  # fmt: skip
+    return next((kind for test, kind in kinds if test(mode)), "not a regular file")
+
+
+def open_for_reading(path: Path | str) -> io.BufferedReader | None:
+    """`open_regular` as a binary file object; None when there is no file."""
+    fd = open_regular(path)
+    return None if fd is None else os.fdopen(fd, "rb")
+
+
+def read_capped(path: Path | str, limit: int) -> bytes | None:
+    """The whole regular file, if it holds at most `limit` bytes: never more is read, so
+    a huge (or sparse) file costs no memory. None when missing; ValueError when bigger."""
+    with open_for_reading(path) or contextlib.nullcontext() as f:
+        if f is None:
+            return None
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return data
 
 
 def file_hash(path: Path) -> str | None:
-    """SHA-256 hex of the file's bytes, or None when there is no file."""
+    """SHA-256 hex of the file's bytes, streamed, or None when there is no file."""
     try:
-        with path.open("rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # a directory in its place, no permission
+        with open_for_reading(path) or contextlib.nullcontext() as f:
+            return None if f is None else hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as exc:  # no permission, an I/O error
         raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
 
 
@@ -68,22 +143,28 @@ class Spool:
         if len(self.head) < 64:
             self.head += chunk[: 64 - len(self.head)]
 
-    def finish(self, *, like: Path | None = None, mask: int = 0o7777) -> None:
-        """Whole and durable, with the mode (within `mask`) and owner of `like` (the
-        target by default), so the swap changes nothing but bytes."""
+    def finish(self, *, like: Path | None = None, private: bool = False) -> None:
+        """Whole and durable, with the owner and mode of `like` (the target by default),
+        so the swap changes nothing but bytes; `private`: PRIVATE_MODE whatever its mode."""
         self._spill(b"")  # to disk now, if it was all in memory (an empty config too)
         assert self._file is not None
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            # On the descriptor, not the name: the name could be swapped for a link
+            # between here and there, and chmod as root follows links.
+            fd = self._file.fileno()
+            _copy_ownership(like or self.target, fd, PRIVATE_MODE if private else None)
+            os.fsync(fd)
             self._file.close()
-            _copy_ownership(like or self.target, self.path, mask)
         except OSError as exc:
             raise WriteFailed(f"cannot write {self.target}: {exc.strerror}") from None
 
-    def open(self) -> BinaryIO:
+    def open(self) -> io.BufferedReader:
         """The finished bytes, to read again (validation, the last good copy)."""
-        return open(self.path, "rb")
+        f = open_for_reading(self.path)
+        if f is None:
+            raise WriteFailed(f"{self.path} disappeared while in use")
+        return f
 
     def discard(self) -> None:
         if self._file is None:
@@ -109,13 +190,19 @@ class Spool:
         # (/etc/promethues) than a folder to create, and writing there reports success
         # for a file the target never reads.
         try:
+            # A leftover of ours, or whatever was planted at the name: unlink removes a
+            # link itself, never what it points to; O_EXCL then makes a new file or fails.
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise missing_folder(self.target.parent, "CONFIG_PATH or STATE_PATH") from None
+        except IsADirectoryError:
+            raise WriteFailed(
+                f"{self.path} is a directory, not a regular file: refusing to use it"
+            ) from None
         except OSError as exc:
             raise WriteFailed(f"cannot write in {self.target.parent}: {exc.strerror}") from None
+        fd = open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        if fd is None:
+            raise missing_folder(self.target.parent, "CONFIG_PATH or STATE_PATH")
         return os.fdopen(fd, "wb")
 
 
@@ -135,12 +222,12 @@ def spool(target: Path) -> Iterator[Spool]:
 
 @contextlib.contextmanager
 def staged(
-    target: Path, data: bytes, *, like: Path | None = None, mask: int = 0o7777
+    target: Path, data: bytes, *, like: Path | None = None, private: bool = False
 ) -> Iterator[str]:
     """A whole, fsynced copy of `data` beside `target`, removed unless swapped in."""
     with spool(target) as held:
         held.write(data)
-        held.finish(like=like, mask=mask)
+        held.finish(like=like, private=private)
         yield held.path
 
 
@@ -159,23 +246,27 @@ def swap(staged_file: str, target: Path) -> None:
         raise WriteFailed(f"cannot replace {target}: {exc.strerror}") from None
 
 
-def copy_atomic(source: Path, target: Path, *, mask: int = 0o7777) -> None:
-    """`target` becomes a copy of `source` (its mode and owner too), streamed, atomically."""
-    with spool(target) as held, source.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            held.write(chunk)
-        held.finish(like=source, mask=mask)
+def copy_atomic(source: Path, target: Path, *, private: bool = False) -> None:
+    """`target` becomes a copy of `source`'s bytes, streamed, atomically. It keeps its own
+    owner and mode (a restored config is still the target's to read); or, `private` (the
+    last good copy), takes the source's owner with PRIVATE_MODE."""
+    f = open_for_reading(source)
+    if f is None:
+        raise WriteFailed(f"cannot copy {source}: it is missing")
+    with spool(target) as held, f:
+        try:
+            while chunk := f.read(1 << 20):
+                held.write(chunk)
+        except OSError as exc:
+            raise WriteFailed(f"cannot read {source}: {exc.strerror}") from None
+        held.finish(like=source if private else target, private=private)
         swap(held.path, target)
 
 
-# For syncjob's own files (state, last good copy): never writable by everyone.
-NOT_WORLD_WRITABLE = 0o7775
-
-
 def write_atomic(
-    target: Path, data: bytes, *, like: Path | None = None, mask: int = 0o7777
+    target: Path, data: bytes, *, like: Path | None = None, private: bool = False
 ) -> None:
-    with staged(target, data, like=like, mask=mask) as temp:
+    with staged(target, data, like=like, private=private) as temp:
         swap(temp, target)
 
 
@@ -194,20 +285,23 @@ def remove_stray_temps(target: Path) -> list[str]:
     return removed
 
 
-def _copy_ownership(source: Path, dest: str, mask: int) -> None:
+def _copy_ownership(source: Path, dest: int, mode: int | None) -> None:
+    """`dest` (a descriptor) takes the owner of the regular file `source`, and its mode
+    unless `mode` is given."""
     try:
-        st = source.stat()
+        st = os.lstat(source)  # a link's target is not ours to describe
     except FileNotFoundError:
-        os.chmod(dest, NEW_FILE_MODE & mask)
+        os.fchmod(dest, NEW_FILE_MODE if mode is None else mode)
         return
-    os.chmod(dest, st.st_mode & 0o7777 & mask)
+    _refuse(source, st.st_mode)
+    os.fchmod(dest, st.st_mode & 0o7777 if mode is None else mode)
     if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
         with contextlib.suppress(PermissionError):  # only root may give a file away
-            os.chown(dest, st.st_uid, st.st_gid)
+            os.fchown(dest, st.st_uid, st.st_gid)
 
 
 def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:

@@ -119,12 +119,16 @@ def _check(name: str, value: Any, types: tuple[type, ...], minimum: int | None =
         raise ValueError(f"{name}: {value!r} is below {minimum}")
 
 
+# A state file is about 1 KiB; a bigger one is not ours, and is never read whole.
+MAX_BYTES = 1 << 20
+
+
 def load(path: Path) -> State:
-    """The saved state; a fresh one when missing, corrupt or unreadable (logged)."""
+    """The saved state; a fresh one when missing, corrupt, too big or unreadable (logged).
+    WriteFailed when something other than a regular file is at its name."""
     try:
-        return from_json(json.loads(path.read_bytes()))
-    except FileNotFoundError:
-        return State()
+        data = files.read_capped(path, MAX_BYTES)
+        return State() if data is None else from_json(json.loads(data))
     except (OSError, ValueError, RecursionError) as exc:
         log.warning("state file %s is unusable (%s): starting a new one", path, exc)
         return State()
@@ -132,4 +136,4 @@ def load(path: Path) -> State:
 
 def save(path: Path, state: State) -> None:
     data = json.dumps(to_json(state), indent=2).encode() + b"\n"
-    files.write_atomic(path, data, mask=files.NOT_WORLD_WRITABLE)
+    files.write_atomic(path, data, private=True)

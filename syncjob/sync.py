@@ -206,7 +206,7 @@ class _Pass:
         if disk != good:  # the config was edited since: what runs is nowhere on disk
             log.warning("%s is not the config the target runs: cannot refresh it", copy)
             return
-        files.copy_atomic(self.settings.config_path, copy, mask=files.NOT_WORLD_WRITABLE)
+        files.copy_atomic(self.settings.config_path, copy, private=True)
 
     def _save(self, state: State) -> None:
         ledger.save(self.settings.state_path, state)

@@ -1,16 +1,30 @@
 """Atomic writes on real files: modes, owners, leftovers, a disk really full or read-only."""
 
+import contextlib
 import hashlib
 import os
 import stat
 import subprocess
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from syncjob import files
 from syncjob.errors import ExitCode, WriteFailed
-from syncjob.files import TEMP_SUFFIX, file_hash, remove_stray_temps, staged, swap, write_atomic
+from syncjob.files import (
+    TEMP_SUFFIX,
+    Spool,
+    copy_atomic,
+    file_hash,
+    open_regular,
+    remove_stray_temps,
+    staged,
+    swap,
+    write_atomic,
+)
 
 OLD = b"global:\n  scrape_interval: 15s\n"
 NEW = b"global:\n  scrape_interval: 30s\n"
@@ -89,10 +103,13 @@ def test_write_replaces_the_inode_not_the_bytes_in_place(tmp_path: Path) -> None
     assert path.read_bytes() == NEW
 
 
-def test_write_creates_missing_directories(tmp_path: Path) -> None:
+def test_write_never_creates_a_missing_folder(tmp_path: Path) -> None:
+    # Since 43c33b0: a missing folder is most often a typo in CONFIG_PATH.
     path = tmp_path / "etc" / "prometheus" / "rules" / "prometheus-rules.yml"
-    write_atomic(path, NEW)
-    assert path.read_bytes() == NEW
+    with pytest.raises(WriteFailed, match=r"the folder .*rules does not exist") as info:
+        write_atomic(path, NEW)
+    assert info.value.exit_code == ExitCode.CANT_WRITE
+    assert not (tmp_path / "etc").exists()
 
 
 def test_staged_file_sits_beside_the_target_with_its_mode(tmp_path: Path) -> None:
@@ -141,7 +158,8 @@ def test_swap_onto_a_directory_is_write_failed(tmp_path: Path) -> None:
     path = tmp_path / "prometheus.yml"
     path.mkdir()
     (path / "keep").write_bytes(b"x")
-    with pytest.raises(WriteFailed, match=r"cannot replace .*prometheus\.yml") as info:
+    # Refused before the swap now, when the new file would take the directory's mode.
+    with pytest.raises(WriteFailed, match=r"prometheus\.yml is a directory") as info:
         write_atomic(path, NEW)
     assert info.value.exit_code == ExitCode.CANT_WRITE
     assert temps(tmp_path) == []
@@ -257,3 +275,161 @@ def test_read_only_is_write_failed_and_the_old_file_intact(tiny_fs: Path) -> Non
     assert path.read_bytes() == OLD
     assert remove_stray_temps(path) == []
     assert file_hash(path) == hashlib.sha256(OLD).hexdigest()  # reading still works
+
+
+# --- what is planted at our names: never followed, never waited on ----------------------
+
+
+@contextlib.contextmanager
+def within(seconds: float) -> Iterator[Callable[[Callable[[], Any]], Any]]:
+    """Run a call in a thread and fail if it has not returned in `seconds`: a read that
+    blocks on a FIFO fails the test instead of hanging it. Any FIFO reader left blocked is
+    set free at the end by opening the FIFO's other end."""
+    fifos: list[Path] = []
+
+    def call(fn: Callable[[], Any]) -> Any:
+        box: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                box["value"] = fn()
+            except BaseException as exc:  # handed to the test
+                box["error"] = exc
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            pytest.fail(f"still blocked after {seconds}s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    call.fifos = fifos  # type: ignore[attr-defined]
+    try:
+        yield call
+    finally:
+        for fifo in fifos:
+            with contextlib.suppress(OSError):
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def plant(path: Path, kind: str, fifos: list[Path]) -> None:
+    if kind == "link":
+        path.symlink_to(path.parent / "elsewhere")
+    elif kind == "link to a file":
+        (path.parent / "secret").write_bytes(b"SECRET")
+        path.symlink_to("secret")
+    elif kind == "FIFO":
+        os.mkfifo(path)
+        fifos.append(path)
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))  # /dev/null's numbers
+
+
+SAID = {
+    "link": "is a symbolic link: refusing to follow it",
+    "link to a file": "is a symbolic link: refusing to follow it",
+    "FIFO": "is a FIFO, not a regular file",
+    "directory": "is a directory, not a regular file",
+    "device": "is a character device, not a regular file",
+}
+
+
+@pytest.mark.parametrize("kind", list(SAID))
+def test_file_hash_refuses_what_is_not_a_regular_file(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "prometheus.yml"
+    with within(5) as call:
+        plant(path, kind, call.fifos)
+        with pytest.raises(WriteFailed) as info:
+            call(lambda: file_hash(path))
+    assert str(info.value).startswith(f"{path} {SAID[kind]}")
+    assert info.value.exit_code == ExitCode.CANT_WRITE
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("kind", list(SAID))
+def test_open_regular_creates_nothing_through_a_plant(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / ".prometheus.yml.syncjob.lock"
+    with within(5) as call:
+        plant(path, kind, call.fifos)
+        with pytest.raises(WriteFailed, match=SAID[kind]):
+            call(lambda: open_regular(path, os.O_RDONLY | os.O_CREAT))
+    assert not (tmp_path / "elsewhere").exists()
+    if kind == "link to a file":
+        assert (tmp_path / "secret").read_bytes() == b"SECRET"
+
+
+def test_open_regular_is_none_when_missing_and_an_fd_on_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    assert open_regular(path) is None
+    path.write_bytes(OLD)
+    fd = open_regular(path)
+    assert fd is not None
+    with os.fdopen(fd, "rb") as f:
+        assert f.read() == OLD
+
+
+@pytest.mark.parametrize("kind", ["link", "link to a file", "FIFO"])
+def test_a_plant_at_the_temporary_name_is_replaced_not_followed(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "prometheus.yml"
+    held = Spool(path)
+    plant(Path(held.path), kind, [])
+    held.write(NEW)
+    held.finish()
+    swap(held.path, path)
+    assert path.read_bytes() == NEW
+    assert not (tmp_path / "elsewhere").exists()
+    if kind == "link to a file":
+        assert (tmp_path / "secret").read_bytes() == b"SECRET"
+
+
+def test_a_directory_at_the_temporary_name_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "prometheus.yml"
+    held = Spool(path)
+    Path(held.path).mkdir()
+    with pytest.raises(WriteFailed) as info:
+        write_atomic(path, NEW)
+    assert str(info.value) == f"{held.path} is a directory, not a regular file: refusing to use it"
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("kind", list(SAID))
+def test_copy_atomic_refuses_a_plant_as_its_source(tmp_path: Path, kind: str) -> None:
+    source, config = tmp_path / ".prometheus.yml.syncjob.last-good", tmp_path / "prometheus.yml"
+    config.write_bytes(OLD)
+    with within(5) as call:
+        plant(source, kind, call.fifos)
+        with pytest.raises(WriteFailed, match=SAID[kind]):
+            call(lambda: copy_atomic(source, config))
+    assert config.read_bytes() == OLD
+
+
+@pytest.mark.usefixtures("umask_077")
+def test_a_restored_config_keeps_the_configs_mode_and_owner(tmp_path: Path) -> None:
+    last_good, config = tmp_path / ".prometheus.yml.syncjob.last-good", tmp_path / "prometheus.yml"
+    config.write_bytes(NEW)
+    config.chmod(0o640)
+    if os.getuid() == 0:
+        os.chown(config, 65534, 65534)  # Prometheus's user reads it
+    write_atomic(last_good, OLD, private=True)
+    copy_atomic(last_good, config)
+    assert config.read_bytes() == OLD
+    assert mode(config) == 0o640
+    if os.getuid() == 0:
+        assert (config.stat().st_uid, config.stat().st_gid) == (65534, 65534)
+
+
+@pytest.mark.parametrize("config_mode", [0o644, 0o664, 0o666])
+def test_syncjobs_own_copies_are_private_whatever_the_configs_mode(
+    tmp_path: Path, config_mode: int
+) -> None:
+    config, last_good = tmp_path / "prometheus.yml", tmp_path / ".prometheus.yml.syncjob.last-good"
+    config.write_bytes(OLD)
+    config.chmod(config_mode)
+    copy_atomic(config, last_good, private=True)
+    assert last_good.read_bytes() == OLD
+    assert mode(last_good) == files.PRIVATE_MODE == 0o600
+    assert mode(config) == config_mode

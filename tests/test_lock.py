@@ -1,7 +1,10 @@
 """One pass at a time per config: a second is Busy at once; a dead holder frees the lock."""
 
+import os
+import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,10 +113,15 @@ def test_the_body_raising_releases_the_lock(lock_path: Path) -> None:
         pass
 
 
-def test_lock_directory_is_created(tmp_path: Path) -> None:
+def test_a_missing_lock_folder_is_never_created(tmp_path: Path) -> None:
+    # Since 43c33b0: a missing folder is most often a typo in CONFIG_PATH.
     path = tmp_path / "etc" / "prometheus" / ".prometheus.yml.syncjob.lock"
-    with exclusive(path):
-        assert path.exists()
+    with (
+        pytest.raises(WriteFailed, match=r"the folder .*prometheus does not exist"),
+        exclusive(path),
+    ):
+        pytest.fail("locked in a folder that is not there")
+    assert not (tmp_path / "etc").exists()
 
 
 def test_lock_that_cannot_be_created_is_write_failed(tmp_path: Path) -> None:
@@ -124,3 +132,53 @@ def test_lock_that_cannot_be_created_is_write_failed(tmp_path: Path) -> None:
     ):
         pytest.fail("locked inside a file")
     assert info.value.exit_code == ExitCode.CANT_WRITE
+
+
+def test_the_lock_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / ".prometheus.yml.syncjob.lock"
+    old = os.umask(0)
+    try:
+        with exclusive(path):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "link to a file", "FIFO", "directory"])
+def test_a_plant_at_the_lock_is_refused_without_following_or_waiting(
+    tmp_path: Path, kind: str
+) -> None:
+    path, elsewhere = tmp_path / ".prometheus.yml.syncjob.lock", tmp_path / "elsewhere"
+    if kind == "dangling link":
+        path.symlink_to(elsewhere)  # as root, the lock used to be created there, 0644
+    elif kind == "link to a file":
+        elsewhere.write_bytes(b"SECRET")
+        path.symlink_to(elsewhere)
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    outcome: list[BaseException | None] = []
+
+    def take() -> None:
+        try:
+            with exclusive(path):
+                outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    taker = threading.Thread(target=take, daemon=True)
+    taker.start()
+    taker.join(5)
+    if taker.is_alive():  # blocked in open(): set it free before failing
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("taking the lock blocked")
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], WriteFailed), outcome
+    assert str(path) in str(outcome[0])
+    assert outcome[0].exit_code == ExitCode.CANT_WRITE
+    if kind == "dangling link":
+        assert not elsewhere.exists()
+    if kind == "link to a file":
+        assert elsewhere.read_bytes() == b"SECRET"

@@ -3,6 +3,9 @@
 import copy
 import json
 import logging
+import os
+import stat
+import tracemalloc
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from syncjob.state import SCHEMA_VERSION, Counts, State, from_json, load, save, to_json
+from syncjob.errors import ExitCode, WriteFailed
+from syncjob.state import (
+    MAX_BYTES,
+    SCHEMA_VERSION,
+    Counts,
+    State,
+    from_json,
+    load,
+    save,
+    to_json,
+)
 
 SCHEMA = json.loads(resources.files("syncjob").joinpath("schemas/state.schema.json").read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -142,14 +155,48 @@ def test_unusable_file_is_a_fresh_state_and_a_warning(
     assert path.read_bytes() == content  # left for a person to look at; the next save replaces it
 
 
-def test_a_directory_in_the_way_is_a_fresh_state(
+@pytest.mark.parametrize("kind", ["directory", "link", "FIFO"])
+def test_what_is_no_regular_file_is_refused_not_read(tmp_path: Path, kind: str) -> None:
+    # A directory used to be a fresh state, and the pass failed at its end, when saving.
+    path, secret = tmp_path / "state.json", tmp_path / "secret"
+    secret.write_bytes(json.dumps(to_json(A_STATE)).encode())
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "link":
+        path.symlink_to(secret)
+    else:
+        os.mkfifo(path)
+    with pytest.raises(WriteFailed) as info:
+        load(path)  # a FIFO: at once, never waiting for a writer
+    assert str(info.value).startswith(f"{path} is a ")
+    assert info.value.exit_code == ExitCode.CANT_WRITE
+
+
+def test_a_huge_sparse_state_file_is_unusable_and_never_read_whole(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "state.json"
-    path.mkdir()
-    with caplog.at_level(logging.WARNING, logger="syncjob.state"):
-        assert load(path) == State()
+    with path.open("wb") as f:
+        f.truncate(64 << 20)  # a hole: 64 MiB of zeros that cost no disk
+    tracemalloc.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="syncjob.state"):
+            assert load(path) == State()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * MAX_BYTES
     assert "unusable" in caplog.text
+    assert "larger than" in caplog.text
+
+
+def test_the_state_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / ".prometheus.yml.syncjob.json"
+    path.write_bytes(b"{}")
+    path.chmod(0o664)  # as the old rule left it: the config's mode, less world-writable
+    save(path, A_STATE)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load(path) == A_STATE
 
 
 def test_deeply_nested_corruption_is_a_fresh_state(tmp_path: Path) -> None:
