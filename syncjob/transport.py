@@ -145,6 +145,11 @@ class Deadline:
         self.seconds = seconds
         self._at = time.monotonic() + seconds
 
+    @property
+    def shown(self) -> str:
+        """The budget for a message: 2s, not 1.99999s for what was left of a longer wait."""
+        return f"{round(self.seconds, 2):g}s"
+
     def left(self) -> float:
         return self._at - time.monotonic()
 
@@ -180,7 +185,7 @@ class _PacedReader(io.RawIOBase):
     def readinto(self, buffer: Any) -> int | None:
         left = self._deadline.left()
         if left <= 0:
-            raise TimeoutError(f"no complete answer within {self._deadline.seconds:g}s")
+            raise TimeoutError(f"no complete answer within {self._deadline.shown}")
         self._sock.settimeout(left)
         return self._raw.readinto(buffer)
 
@@ -350,7 +355,7 @@ class Exchange:
     def broken(self, exc: BaseException) -> SyncError:
         """The error to raise for a urllib3 error while the request was made."""
         if self.deadline.passed or isinstance(_unwrapped(exc), ReadTimeoutError):
-            reason = f"timed out: no answer within {self.deadline.seconds:g}s"
+            reason = f"timed out: no answer within {self.deadline.shown}"
         else:
             reason = _reason(exc)
         return self.unavailable(f"{self.failed}: {reason}")
@@ -429,7 +434,7 @@ class Exchange:
             self.drop(response)
             if self.deadline.passed or isinstance(exc, ReadTimeoutError):
                 raise self.unavailable(
-                    f"{self.failed}: body not received within {self.deadline.seconds:g}s"
+                    f"{self.failed}: body not received within {self.deadline.shown}"
                 ) from None
             if isinstance(exc, DecodeError):
                 raise self.refused(f"{self.peer} sent a body that cannot be decoded") from None
