@@ -3,7 +3,9 @@
 import os
 import shlex
 import signal
+from collections.abc import Callable, Iterable
 
+from syncjob import redact
 from syncjob.errors import CheckerUnavailable, ContentRefused, UsageError
 from syncjob.settings import DEFAULT_CHECKERS, Settings
 
@@ -30,7 +32,9 @@ def why_none(settings: Settings) -> str:
     return f"{default.split()[0]} is not on PATH: install it or set CHECK_COMMAND"
 
 
-def run(template: str, staged: str, timeout: float) -> None:
+def run(
+    template: str, staged: str, timeout: float, *, secrets: Callable[[], Iterable[str]]
+) -> None:
     """Run the check on `staged` from its own directory, so relative rule_files resolve.
 
     A refusal carries the checker's own words: they are what a person needs to fix it.
@@ -72,8 +76,13 @@ def run(template: str, staged: str, timeout: float) -> None:
     if proc.returncode != 0:
         said = " | ".join(line.strip() for line in (out + err).splitlines() if line.strip())
         said = said.replace(staged, "<config>")
+        # A served config can name our token file (rule_files:) and make the checker
+        # quote it: credentials are scrubbed here, read only now that one is needed.
+        said = redact.scrub(said, secrets())
         raise ContentRefused(
-            f"{argv[0]} refused the config (exit {proc.returncode}): {said[:1000]}"
+            f"{argv[0]} refused the config (exit {proc.returncode}): {said[:1000]}",
+            public=f"the checker refused the config "
+            f"({os.path.basename(argv[0])} exited {proc.returncode})",
         )
 
 

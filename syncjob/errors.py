@@ -42,9 +42,24 @@ MEANINGS = {
 
 
 class SyncError(Exception):
-    """A failure the pass expects and reports: a one-line message and an exit code."""
+    """A failure the pass expects and reports: a one-line message and an exit code.
+
+    The message is for this host (the log, the state file): it may quote a peer or a
+    local tool. `public` is what may leave the host (the status report to AlertAgent):
+    syncjob's own words only, since a served config can make a checker quote a local
+    file (`rule_files: [/var/run/secrets/token]`).
+    """
 
     exit_code: ClassVar[ExitCode] = ExitCode.INTERNAL
+
+    def __init__(self, *args: object, public: str | None = None) -> None:
+        super().__init__(*args)
+        self._public = public
+
+    @property
+    def public(self) -> str:
+        """A short text safe to send anywhere; by default the exit code's meaning."""
+        return self._public or MEANINGS[self.exit_code]
 
 
 class UsageError(SyncError):

@@ -19,6 +19,8 @@ class Outcome:
     duration: float
     state: State | None  # None when the pass could not take the lock
     checked: bool = True  # False: no checker ran or would have run on a new config
+    # What may leave the host (errors.SyncError.public); "": the exit code's meaning
+    public_summary: str = ""
 
     @property
     def ok(self) -> bool:

@@ -12,7 +12,7 @@ from typing import Any
 
 from syncjob import transport
 from syncjob.dialects import server_message
-from syncjob.errors import SourceUnavailable, SyncError
+from syncjob.errors import MEANINGS, SourceUnavailable, SyncError
 from syncjob.outcome import Outcome
 from syncjob.settings import Settings
 
@@ -93,6 +93,13 @@ def _handler(settings: Settings) -> Any:
     return handler
 
 
+def public_error(outcome: Outcome) -> str:
+    """What AlertAgent is told of a failure: syncjob's summary and the exit code, never a
+    checker's or a peer's words (a served config can make a checker quote a local file)."""
+    said = outcome.public_summary or MEANINGS[outcome.exit_code]
+    return f"{said}; syncjob exit {int(outcome.exit_code)}"
+
+
 def report_status(settings: Settings, outcome: Outcome) -> None:
     """POST the outcome so AlertAgent keeps the history (it needs sync_duration_ms > 0)."""
     state = outcome.state
@@ -107,7 +114,7 @@ def report_status(settings: Settings, outcome: Outcome) -> None:
         "config_type": settings.config_type,
         "status": "success" if ok else "failed",
         "sync_time": int(state.last_attempt or time.time()),
-        "error_message": "" if ok else (state.last_error or ""),
+        "error_message": "" if ok else public_error(outcome),
         "config_hash": state.applied_hash or "",
         "config_size": size,
         "sync_duration_ms": max(1, round(outcome.duration * 1000)),

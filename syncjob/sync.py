@@ -13,7 +13,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 from typing import NoReturn, Protocol
 
-from syncjob import checker, files, lock, plan, validate
+from syncjob import checker, files, lock, plan, redact, validate
 from syncjob import state as ledger
 from syncjob.dialects import Fetched
 from syncjob.errors import ExitCode, SyncError, TargetRejected
@@ -85,10 +85,11 @@ class _Pass:
 
     def run(self) -> Outcome:
         self.state = plan.began(self.state, self.clock())
+        public = ""  # what the status report may say: syncjob's words, never a peer's
         try:
             summary = self.sync()
         except SyncError as exc:
-            code, summary = exc.exit_code, str(exc)
+            code, summary, public = exc.exit_code, str(exc), exc.public
         except Exception as exc:  # a bug: recorded like any failure, the process goes on
             log.exception("internal error: please report it with this traceback")
             code, summary = ExitCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
@@ -97,6 +98,8 @@ class _Pass:
         if code == ExitCode.OK:
             self.state = plan.succeeded(self.state, self.clock())
         else:
+            # A peer's or a tool's words may quote our credentials or a URL's password.
+            summary = redact.scrub(summary, redact.secrets(self.settings))
             recorded = summary
             if self.served and self.served != self.state.applied_hash:
                 recorded += f" ({SERVED} {self.served})"  # `status` shows which config failed
@@ -107,7 +110,9 @@ class _Pass:
             if code == ExitCode.OK:
                 code, summary = exc.exit_code, str(exc)
         shown = self.served or self.state.applied_hash
-        return Outcome(code, summary, shown, self.state.version, 0.0, self.state, bool(self.check))
+        return Outcome(
+            code, summary, shown, self.state.version, 0.0, self.state, bool(self.check), public
+        )
 
     def sync(self) -> str:
         """The pass, top to bottom; returns its summary or raises its failure."""
@@ -130,7 +135,12 @@ class _Pass:
                 with spool.open() as new, path.open("rb") if disk else nullcontext() as current:
                     validate.check(new, current, settings.config_type, settings.allow_empty)
                 if self.check:
-                    checker.run(self.check, spool.path, settings.check_timeout)
+                    checker.run(
+                        self.check,
+                        spool.path,
+                        settings.check_timeout,
+                        secrets=lambda: redact.secrets(settings),
+                    )
                 self.state = plan.adopted(self.state, disk)
                 self._keep_last_good(disk)
                 # Write-ahead: if we die after the swap, the next pass sees the pending

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from syncjob.errors import MEANINGS, ExitCode
 from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import Reply
 from tests.targets import free_port
@@ -120,7 +121,9 @@ def test_status_is_reported_to_alertagent(fake_agent, tmp_path):
     assert ok["error_message"] == ""
     assert len(ok["config_hash"]) == 64
     assert failed["status"] == "failed"
-    assert "HTML" in failed["error_message"]
+    # syncjob's summary and the exit code, not the source's or a checker's words: those
+    # stay in the log and the state file (test_leaks.py)
+    assert failed["error_message"] == f"{MEANINGS[ExitCode.REFUSED]}; syncjob exit 65"
 
 
 @pytest.mark.parametrize(
