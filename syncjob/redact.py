@@ -10,18 +10,17 @@ MIN_PREFIX characters or more, is replaced by MASK; a URL's password by `***`.
 pass that changes nothing pays nothing for it.
 """
 
-import os
 import re
-import stat
 from collections.abc import Iterable, Iterator
 
+from syncjob import credentials
+from syncjob.errors import UsageError
 from syncjob.settings import Settings
 
 MASK = "[redacted]"
 # go-yaml shows 7 characters of a long value; 6 leaves a margin, and is long enough
 # that ordinary words are rarely a credential's first characters.
 MIN_PREFIX = 6
-READ_CAP = 64 * 1024  # bytes of a credentials file read: a token is far shorter
 
 # scheme://userinfo@ ; the userinfo runs to the last '@' before the host, like urlsplit
 _USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)([^/?#\s@]*(?:@[^/?#\s@]*)*)@")
@@ -101,23 +100,11 @@ def _lines(content: str) -> list[str]:
 
 
 def _read(path: str | None) -> str:
-    """The start of a regular file, without blocking: a FIFO, a device or what cannot be
-    read gives "" (the request that needs it says why).
-
-    (syncjob/credentials.py, where the requests will read these files, is not in yet:
-    once it is, this should read through it.)
-    """
+    """The secret in `path` as the requests read it; "" when it cannot be read (the
+    request that needs it says why)."""
     if not path:
         return ""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
+        return credentials.read(path)  # capped, and a FIFO or a device is refused unread
+    except UsageError:
         return ""
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return ""
-        return os.read(fd, READ_CAP).decode("utf-8", "replace").strip()
-    except OSError:
-        return ""
-    finally:
-        os.close(fd)
