@@ -23,11 +23,13 @@ from syncjob.errors import ContentRefused
 
 RULE_TYPES = ("prometheus-rules", "vmalert")
 
-# CPU seconds a read may take: a base, plus so much per MiB read so far. libyaml reads a
-# MiB of config in ~14 ms, PyYAML's pure-Python parser in ~1 s; a flow collection nested
-# 20,000 deep (40 KB) takes libyaml a second, and the cost grows with the square.
+# CPU seconds a read may take: a base, plus so much per MiB read so far; and the bytes a
+# parser gets at each read, since the budget is looked at between reads and a bomb's cost
+# grows with the square of what it reads at once. libyaml reads a MiB of config in ~14 ms,
+# PyYAML's pure-Python parser in ~1.5 s; 20,000 nested `[` (20 KB) take libyaml a second,
+# 4,000 take the pure-Python parser eight.
 BUDGET_SECONDS = 0.25
-BUDGET_PER_MIB = {"libyaml": 0.15, "python": 10.0}
+PACE = {"libyaml": (0.15, 1 << 12), "python": (10.0, 1 << 8)}  # seconds per MiB, bytes
 
 # A node's path from the top: mapping keys, and _ITEM for a sequence's items. Not a string,
 # so that no key (a `'*'` key, say) can pass for an item.
@@ -123,7 +125,7 @@ def read(content: bytes | BinaryIO, config_type: str, *, through: bool = True) -
     stream = io.BytesIO(content) if isinstance(content, bytes) else content
     start = stream.tell()
     c_loader = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
-    feed = _Feed(stream, BUDGET_PER_MIB["libyaml" if c_loader else "python"])
+    feed = _Feed(stream, *PACE["libyaml" if c_loader else "python"])
     parser: Any = (c_loader or yaml.SafeLoader)(feed)
     shape = Shape()
     try:
@@ -222,17 +224,15 @@ _DOCUMENT_START = rb"---(?=[ \t\r\n]|\xc2\x85|\xe2\x80[\xa8\xa9]|\Z)"
 _LINE_BREAKS = (b"\n", b"\r", b"\xc2\x85", b"\xe2\x80\xa8", b"\xe2\x80\xa9")
 _BOM = b"\xef\xbb\xbf"
 _BLOCK = 1 << 16
-# What a parser gets at each read: the budget is looked at between reads, and libyaml's
-# cost on a bomb grows with the square of what it reads at once.
-_SLICE = 1 << 11
 
 
 class _Feed:
     """The stream as a parser reads it, a slice at a time: on the way it counts the lines that
     start a document, and refuses a read that costs far more than its size should."""
 
-    def __init__(self, stream: BinaryIO, per_mib: float) -> None:
+    def __init__(self, stream: BinaryIO, per_mib: float, slice_size: int) -> None:
         self._stream = stream
+        self._slice = slice_size
         self._block = b""
         self._at = 0  # where the next slice starts in _block
         self._given = 0
@@ -245,7 +245,7 @@ class _Feed:
         self.document_starts = 0
         self.utf16 = False
 
-    def read(self, size: int = _SLICE, /) -> bytes:
+    def read(self, size: int = -1, /) -> bytes:
         spent = time.thread_time() - self._started
         if spent > BUDGET_SECONDS + self._per_byte * self._given:
             raise ContentRefused(
@@ -257,7 +257,8 @@ class _Feed:
             if not self._given:
                 self.utf16 = self._block.startswith((b"\xff\xfe", b"\xfe\xff"))
             self._scan(self._block)
-        piece = self._block[self._at : self._at + min(size, _SLICE)]
+        size = self._slice if size < 0 else min(size, self._slice)
+        piece = self._block[self._at : self._at + size]
         self._at += len(piece)
         self._given += len(piece)
         return piece

@@ -421,9 +421,10 @@ def test_the_reader_and_safe_load_agree(text: str, encoding: str) -> None:
 def test_a_document_start_across_two_blocks_is_counted_once(text: str, block: int) -> None:
     content = text.encode()
     whole = reader_says(content)
+    pace = validate.PACE
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(validate, "_BLOCK", block)
-        mp.setattr(validate, "_SLICE", max(1, block // 3))
+        mp.setattr(validate, "PACE", {k: (v[0], max(1, block // 3)) for k, v in pace.items()})
         assert reader_says(content) == whole
 
 
@@ -531,6 +532,16 @@ def test_absurd_flow_nesting_is_refused_in_bounded_time(opener: str) -> None:
     said, took = _check_in_a_child(100_000, opener)
     assert re.fullmatch(r"refused: source served YAML that takes too long to read .*", said)
     assert float(took) < 10.0  # 0.25 s of CPU; the bound is for a loaded machine
+
+
+def test_without_libyaml_absurd_flow_nesting_is_refused_in_bounded_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(yaml, "__with_libyaml__", False)
+    started = time.monotonic()
+    message = refused(b"a: " + b"[" * 100_000, "prometheus")
+    assert message.startswith("source served YAML that takes too long to read")
+    assert time.monotonic() - started < 10.0  # 4,000 `[` would take it 8 s; the budget 0.25 s
 
 
 def test_absurd_block_nesting_is_read_in_linear_time() -> None:
