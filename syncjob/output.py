@@ -97,8 +97,10 @@ def setup_logging(
     root.handlers[:] = [handler]
     root.setLevel(level)
     # urllib3 logs each retry with its own internals (`Retrying (Backoff(total=2, ...))
-    # after connection broken by 'NewConnectionError(...)'`): syncjob logs its own line.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    # after connection broken by 'NewConnectionError(...)'`): syncjob logs its own line,
+    # and LOG_LEVEL=debug, asking for everything, gets urllib3's too.
+    debug = root.getEffectiveLevel() <= logging.DEBUG
+    logging.getLogger("urllib3").setLevel(logging.NOTSET if debug else logging.ERROR)
 
 
 def usage_error(message: str, prefix: str = "error") -> None:

@@ -2,6 +2,7 @@
 
 import logging
 import re
+from functools import partial
 from urllib.parse import urlencode, urljoin
 
 import urllib3
@@ -10,7 +11,7 @@ from urllib3.util import parse_url
 
 from syncjob import dialects, transport
 from syncjob.dialects import Fetched
-from syncjob.errors import ContentRefused, SourceUnavailable
+from syncjob.errors import ContentRefused, SourceUnavailable, SyncError
 from syncjob.files import Spool
 from syncjob.settings import Settings
 
@@ -59,7 +60,13 @@ class Source:
                 raise ContentRefused("source answered 304 to a request that was not conditional")
             return None
         if response.status != 200:
-            dialects.check_status(response.status, exchange.words(response), retries_used)
+            try:
+                dialects.check_status(response.status, exchange.words(response), retries_used)
+            except SyncError as exc:  # the answer's words, and what was asked of whom
+                hint = (
+                    " (check ALERTAGENT_API_PATH and CLUSTER_ID)" if response.status == 404 else ""
+                )
+                raise type(exc)(f"{exc}: GET {transport.redacted(self.url)}{hint}") from None
         if dialects.is_envelope(response.headers):
             body = self._read(exchange, response)  # JSON: whole, in memory, up to the cap
             fetched, content = dialects.parse(response.headers, body)
@@ -68,10 +75,11 @@ class Source:
         self._read(exchange, response, into)  # the config itself: streamed to disk as it comes
         return dialects.check_raw(response.headers, into.head, into.sha256)
 
-    def _exchange(self) -> transport.Exchange:
+    def _exchange(self, url: str) -> transport.Exchange:
         """One attempt: HTTP_TIMEOUT for all of it, connect to the body's last byte."""
         return transport.Exchange(
-            self.pool, self.timeout, failed="source unavailable", peer="source",
+            self.pool, self.timeout, failed=f"source unavailable: GET {transport.redacted(url)}",
+            peer="source",
             unavailable=SourceUnavailable, refused=ContentRefused,
         )  # fmt: skip
 
@@ -84,7 +92,7 @@ class Source:
         origin = _where(url)
         for _ in range(MAX_REDIRECTS + 1):
             exchange, response, retries_used = transport.send_retried(
-                self._exchange, "GET", url, headers, self.retries
+                partial(self._exchange, url), "GET", url, headers, self.retries
             )
             log.debug("GET %s: HTTP %d", transport.redacted(url), response.status)
             location = response.headers.get("Location")

@@ -57,10 +57,17 @@ class Target:
             log.warning(
                 "the target's TLS certificate is not verified (--target-insecure-skip-verify)"
             )
-        self._wait_ready()
-        since = time.time()
-        self._trigger()
-        self._verify(since)
+        try:
+            self._wait_ready()
+            since = time.time()
+            self._trigger()
+            self._verify(since)
+        except TargetUnreachable as exc:  # the file is in place; only its reload is not
+            setting = "RELOAD_COMMAND" if self.reload_cmd is not None else "RELOAD_URL"
+            raise TargetUnreachable(
+                f"{exc}; the reload is pending and the next pass tries it again "
+                f"(check {setting} and that the target runs)"
+            ) from None
 
     def _trigger(self) -> None:
         """Make the target load the file: run RELOAD_COMMAND, else POST RELOAD_URL."""

@@ -18,6 +18,7 @@ import base64
 import email.utils
 import http.client
 import io
+import logging
 import re
 import socket
 import time
@@ -46,6 +47,7 @@ from syncjob.errors import SyncError, UsageError
 from syncjob.settings import TLS
 
 USER_AGENT = f"syncjob/{__version__}"
+log = logging.getLogger(__name__)
 RETRY_STATUSES = frozenset([429, *range(500, 600)])
 CHUNK = 64 * 1024  # bytes asked of a body at a time (decoded: a gzip bomb stays a chunk)
 # An error's words, a redirect's or a retried answer's body: read up to this, never more.
@@ -464,6 +466,7 @@ def send_retried(
                 retry = retry.increment(method, url, error=exc)
             except HTTPError:  # MaxRetryError, or the error itself when not retryable
                 raise attempt.broken(exc) from None
+            _say_retry(method, url, retry, _plain(_reason(exc)))
             retry.sleep()
             continue
         attempt.check(response)
@@ -476,10 +479,37 @@ def send_retried(
             except MaxRetryError:
                 return attempt, response, len(retry.history)
             attempt.discard(response)
+            _say_retry(method, url, retry, f"HTTP {response.status}", response)
             retry.sleep(response)
         except MalformedAnswer as exc:
             attempt.drop(response)
             raise attempt.refused(f"{attempt.peer} sent {exc}") from None
+
+
+def _say_retry(
+    method: str, url: str, retry: Retry, why: str,
+    response: urllib3.BaseHTTPResponse | None = None,
+) -> None:  # fmt: skip
+    """One plain line per retry, naming what is retried, when, and why (urllib3's own
+    warnings, full of its internals, are silenced in output.setup_logging)."""
+    delay = None
+    if response is not None and retry.respect_retry_after_header:
+        delay = retry.get_retry_after(response)
+    if delay is None:
+        delay = retry.get_backoff_time()
+    attempt = len(retry.history) + 1
+    left = retry.total if isinstance(retry.total, int) else 0
+    log.warning(
+        "retrying %s %s in %gs (attempt %d of %d): %s",
+        method, redacted(url), delay, attempt, attempt + left, why,
+    )  # fmt: skip
+
+
+def _plain(reason: str) -> str:
+    """`cannot connect: [Errno 111] Connection refused` as `cannot connect: connection
+    refused`: a retry line is read by a person watching the log."""
+    plain = re.sub(r"\[Errno -?\d+\] ", "", reason)
+    return re.sub(r": ([A-Z])(?=[a-z])", lambda m: ": " + m[1].lower(), plain)
 
 
 def redacted(url: str) -> str:

@@ -566,3 +566,48 @@ def test_every_setting_is_listed_in_a_help_panel():
     from syncjob.settings import SETTINGS
 
     assert [s.env for s in SETTINGS if s.panel not in PANELS] == []
+
+
+# --- failures name what they talked to ---------------------------------------------
+
+
+def test_a_wrong_api_path_names_the_url_it_asked(fake_agent, config_path):
+    env = pass_env(fake_agent.url, config_path, ALERTAGENT_API_PATH="/api/v1/nope")
+    run = syncjob(env=env)
+    assert run.code == 69
+    url = f"{fake_agent.url}/api/v1/nope?cluster_id=cluster-1&type=prometheus"
+    assert run.last["error"].endswith(f": GET {url} (check ALERTAGENT_API_PATH and CLUSTER_ID)")
+
+
+def test_an_unreachable_source_retries_in_plain_words_and_names_the_url(config_path):
+    port = free_port()
+    env = pass_env(f"http://robot:s3cret@127.0.0.1:{port}", config_path, LOG_FORMAT="logfmt")
+    run = syncjob(env=env)
+    assert run.code == 69
+    url = f"http://robot:***@127.0.0.1:{port}/api/v1/configs?cluster_id=cluster-1&type=prometheus"
+    lines = run.stderr.splitlines()
+    assert lines[:2] == [
+        f'{lines[0].split(" ")[0]} level=warning msg="retrying GET {url} in 0.01s '
+        '(attempt 2 of 3): cannot connect: connection refused"',
+        f'{lines[1].split(" ")[0]} level=warning msg="retrying GET {url} in 0.02s '
+        '(attempt 3 of 3): cannot connect: connection refused"',
+    ]
+    assert f"source unavailable: GET {url}: cannot connect" in lines[2]
+    assert "s3cret" not in run.stderr
+    assert "Retrying (" not in run.stderr  # urllib3's own warning, with its internals
+    assert len(lines) == 3
+
+
+def test_an_unreachable_target_names_reload_url_and_the_pending_reload(fake_agent, config_path):
+    env = pass_env(
+        fake_agent.url, config_path, READY_TIMEOUT="300ms",
+        RELOAD_URL=f"http://127.0.0.1:{free_port()}/-/reload",
+    )  # fmt: skip
+    run = syncjob(env=env)
+    assert run.code == 75
+    assert run.last["error"].endswith(
+        "; the reload is pending and the next pass tries it again (check RELOAD_URL and that "
+        "the target runs)"
+    )
+    status = json.loads(syncjob("status", "--json", "--config-path", str(config_path)).stdout)
+    assert status["pending_reload"] is True

@@ -48,7 +48,9 @@ SECRETS = (TOKEN, BASIC_PASSWORD, BASIC_HEADER.removeprefix("Basic "), PUSH_TOKE
 
 
 def env_for(endpoint: str, config: Path, **settings: str) -> dict[str, str]:
-    """pass_env without the default checker: these tests are about the wire, not promtool."""
+    """pass_env without the default checker: these tests are about the wire, not promtool.
+    The config's folder is made here: syncjob never creates a missing one."""
+    config.parent.mkdir(parents=True, exist_ok=True)
     return pass_env(endpoint, config, CHECK_COMMAND="", **settings)
 
 
