@@ -98,9 +98,12 @@ def test_the_checkers_refusal_is_65(fake_agent, config_path):
 def test_an_unreachable_source_is_69(config_path):
     from tests.targets import free_port
 
-    run = syncjob("diff", env=pass_env(f"http://127.0.0.1:{free_port()}", config_path))
+    url = f"http://127.0.0.1:{free_port()}"
+    run = syncjob("diff", env=pass_env(url, config_path))
     assert run.code == 69
-    assert run.stderr.startswith("syncjob: error: ")
+    *retries, error = run.stderr.splitlines()
+    assert len(retries) == 2  # MAX_RETRIES=2, each retry one log line
+    assert error.startswith(f"syncjob: error: source unavailable: GET {url}/api/v1/configs?")
 
 
 def test_refused_credentials_are_77(fake_agent, config_path):
