@@ -78,14 +78,18 @@ def _handler(settings: Settings) -> Any:
             sent = dict(headers) | ({"Authorization": auth} if auth else {})
             # PUSHGATEWAY_TIMEOUT for the whole push: connect, answer and its words.
             exchange = transport.Exchange(
-                pool, settings.pushgateway_timeout, failed="push failed",
+                pool, settings.pushgateway_timeout,
+                failed=f"{method} {transport.redacted(url)}",
                 peer="push failed: the Pushgateway",
                 unavailable=SourceUnavailable, refused=SourceUnavailable,
             )  # fmt: skip
             response = exchange.send(method, url, body=data, headers=sent)
             if response.status >= 300:
                 said = server_message(exchange.words(response))
-                raise SourceUnavailable(f"Pushgateway answered HTTP {response.status}: {said}")
+                raise SourceUnavailable(
+                    f"Pushgateway answered HTTP {response.status} to {method} "
+                    f"{transport.redacted(url)}: {said}"
+                )
             exchange.discard(response)
 
         return push
@@ -134,7 +138,8 @@ def report_status(settings: Settings, outcome: Outcome) -> None:
     # (its body is not wanted).
     exchange = transport.Exchange(
         transport.pool(settings.http_timeout, settings.tls()), settings.http_timeout,
-        failed="status report failed", peer="status report failed: AlertAgent",
+        failed=f"status report failed: POST {transport.redacted(url)}",
+        peer="status report failed: AlertAgent",
         unavailable=SourceUnavailable, refused=SourceUnavailable,
     )  # fmt: skip
     try:

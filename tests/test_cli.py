@@ -611,3 +611,14 @@ def test_an_unreachable_target_names_reload_url_and_the_pending_reload(fake_agen
     )
     status = json.loads(syncjob("status", "--json", "--config-path", str(config_path)).stdout)
     assert status["pending_reload"] is True
+
+
+def test_a_push_that_fails_names_the_url_and_leaves_the_pass_alone(fake_agent, config_path):
+    gateway = f"http://127.0.0.1:{free_port()}"
+    run = syncjob(env=pass_env(fake_agent.url, config_path, PUSHGATEWAY_URL=gateway))
+    assert run.code == 0
+    (warning,) = [r for r in run.records if r["level"] == "warning"]
+    assert warning["msg"].startswith(
+        f"push to the Pushgateway {gateway} failed: PUT {gateway}/metrics/job/syncjob/"
+        "cluster_id/cluster-1/config_type/prometheus: cannot connect"
+    )
