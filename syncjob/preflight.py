@@ -105,8 +105,11 @@ def source(settings: Settings) -> Item:
         return fail("source", str(exc), exc.exit_code,
                     "ALERTAGENT_TOKEN_FILE or ALERTAGENT_BASIC_AUTH_FILE")  # fmt: skip
     except SourceUnavailable as exc:
-        return fail("source", str(exc), exc.exit_code,
-                    "ALERTAGENT_ENDPOINT, ALERTAGENT_API_PATH or CLUSTER_ID")  # fmt: skip
+        said = str(exc)  # a 404 says already which settings to check
+        fix = (
+            None if "(check " in said else "ALERTAGENT_ENDPOINT, ALERTAGENT_API_PATH or CLUSTER_ID"
+        )
+        return fail("source", said, exc.exit_code, fix)
     except ContentRefused as exc:
         return fail("source", f"GET {url}: {exc}", exc.exit_code, "the config at the source")
     except SyncError as exc:

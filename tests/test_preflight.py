@@ -147,3 +147,14 @@ def test_an_unreachable_pushgateway_fails(fake_agent, tmp_path):
     run = syncjob("check", env={**env, "PATH": os.environ["PATH"]})
     assert run.code == 69
     assert "(fix PUSHGATEWAY_URL)" in run.stdout
+
+
+def test_a_wrong_api_path_is_69_naming_the_url_and_the_settings(fake_agent, tmp_path):
+    env = pass_env(fake_agent.url, tmp_path / "p.yml", ALERTAGENT_API_PATH="/api/v1/nope")
+    run = syncjob("check", env=env)
+    assert run.code == 69
+    (line,) = [line for line in run.stdout.splitlines() if line.startswith("FAIL")]
+    assert line.endswith(
+        f"GET {fake_agent.url}/api/v1/nope?cluster_id=cluster-1&type=prometheus "
+        "(check ALERTAGENT_API_PATH and CLUSTER_ID)"
+    )
