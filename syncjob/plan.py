@@ -97,8 +97,9 @@ def served(state: State, fetched: Fetched | None, disk_hash: str | None) -> Stat
 
 
 def adopted(state: State, disk_hash: str | None) -> State:
-    """A file this tool has never verified is the one the target was started with."""
-    if state.running_hash is not None or disk_hash is None:
+    """A file this tool has never verified is the one the target was started with,
+    unless the target refused it: then what it runs is not known."""
+    if state.running_hash is not None or disk_hash in (None, state.rejected_hash):
         return state
     return replace(state, running_hash=disk_hash)
 

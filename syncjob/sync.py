@@ -141,6 +141,12 @@ class _Pass:
                         settings.check_timeout,
                         secrets=lambda: redact.secrets(settings),
                     )
+                if self.state.pending_reload and disk == self.state.applied_hash:
+                    # The last reload may have reached the target (its answer lost): it
+                    # runs that config or the one before. Finish it first, so a rollback
+                    # of the new one restores what runs, never an older config.
+                    running = self.state.running_hash
+                    self._reload(restoring=disk == running)
                 self.state = plan.adopted(self.state, disk)
                 self._keep_last_good(disk)
                 # Write-ahead: if we die after the swap, the next pass sees the pending
