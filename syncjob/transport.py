@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -42,7 +41,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from syncjob import __version__
+from syncjob import __version__, credentials
 from syncjob.errors import SyncError, UsageError
 from syncjob.settings import TLS
 
@@ -536,6 +535,9 @@ def _unwrapped(exc: BaseException) -> BaseException:
 # What an Authorization header can carry: a secret with a line break or a control
 # character in it would make http.client raise, with the secret in the message.
 _HEADER_TEXT = re.compile(r"[\x20-\x7e]+")
+# Basic credentials go out as base64 of their UTF-8 (what browsers and Go send), so any
+# text will do but line breaks and control characters, refused as in a token.
+_LINE_OR_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def authorization(
@@ -544,19 +546,17 @@ def authorization(
     """The Authorization header, its secret read now: a rotated Secret is picked up
     at the next pass without a restart. Errors name the file, never what is in it."""
     where, secret, scheme = "ALERTAGENT_TOKEN", token, "Bearer"
-    try:
-        if token_file:
-            where = token_file
-            secret = Path(token_file).read_text().strip()
-        elif basic_auth_file:
-            where, scheme = basic_auth_file, "Basic"
-            secret = Path(basic_auth_file).read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not text"
-        raise UsageError(f"cannot read the credentials file {where}: {reason}") from None
+    if token_file:
+        where, secret = token_file, credentials.read(token_file)
+    elif basic_auth_file:
+        where, secret, scheme = basic_auth_file, credentials.read(basic_auth_file), "Basic"
     if not secret:
         return None
-    if not _HEADER_TEXT.fullmatch(secret):
+    if scheme == "Basic":
+        sendable = not _LINE_OR_CONTROL.search(secret)
+    else:
+        sendable = bool(_HEADER_TEXT.fullmatch(secret))  # a token goes as it is
+    if not sendable:
         raise UsageError(f"the credentials in {where} hold characters a header cannot carry")
     if scheme == "Basic":
         secret = base64.b64encode(secret.encode()).decode()
