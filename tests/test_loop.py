@@ -4,9 +4,12 @@ Prometheus; its HTTP endpoints, signals, and what happens when the source goes d
 import json
 import math
 import signal
+import socket
+import threading
 import time
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -267,3 +270,76 @@ def test_liveness_fails_only_when_no_pass_started_or_finished_for_too_long(setti
         last=outcome(ExitCode.UNAVAILABLE, 3),
     )  # fmt: skip
     assert views.alive(failing)
+
+
+# --- the HTTP server under a flood of idle connections ---------------------------------
+
+
+def _usage(pid: int) -> tuple[int, int]:
+    """The process's resident memory (KiB) and thread count, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines())
+    return int(fields["VmRSS"].split()[0]), int(fields["Threads"])
+
+
+def test_a_thousand_idle_connections_neither_starve_nor_bloat_the_loop(
+    fake_agent, tmp_path, start_loop
+):
+    loop = start_loop(pass_env(fake_agent.url, tmp_path / "prometheus.yml", SYNC_INTERVAL="1h"))
+    wait_until(lambda: loop.get("/ready")[0] == 200, 10, "the first pass")
+    rss_before, threads_before = _usage(loop.proc.pid)
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(1000):  # connected, and never a byte sent: each one a probe's worst case
+            idle.append(socket.create_connection(("127.0.0.1", loop.port), timeout=5))
+        asked = time.monotonic()
+        # accepted after every idle one (the listen queue is first in, first out)
+        assert loop.get("/healthz") == (200, b"ok\n")
+        answered = time.monotonic() - asked
+        rss, threads = _usage(loop.proc.pid)
+        assert answered < 1.0
+        assert threads <= threads_before + 40  # a bounded pool, not a thread per connection
+        assert rss - rss_before < 8 * 1024
+    finally:
+        for conn in idle:
+            conn.close()
+    assert loop.get("/healthz") == (200, b"ok\n")
+    assert loop.stop() == 0
+
+
+def _answering() -> int:
+    return sum(t.name == "http-answer" for t in threading.enumerate())
+
+
+def test_a_silent_connection_is_closed_and_a_busy_server_turns_extras_away_at_once(
+    settings, monkeypatch
+):
+    from syncjob import server as http_server
+
+    monkeypatch.setattr(http_server, "IDLE_TIMEOUT", 0.5)
+    monkeypatch.setattr(http_server, "MAX_ANSWERING", 2)
+    settings = replace(settings, http_port=0, http_address="127.0.0.1")
+    now = time.monotonic()
+    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
+    server = start_server(settings, lambda: progress)
+    address = ("127.0.0.1", server.server_address[1])
+    try:
+        silent = socket.create_connection(address, timeout=5)
+        slow = [socket.create_connection(address, timeout=5) for _ in range(2)]
+        for conn in slow:  # half a request: each holds one of the two answering threads
+            conn.sendall(b"GET /healthz HTTP/1.1\r\n")
+        wait_until(lambda: _answering() == 2, 5, "both slow connections to hold a thread")
+        extra = socket.create_connection(address, timeout=5)
+        extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        assert extra.recv(100) == b""  # closed unanswered, not queued behind the slow ones
+        assert time.monotonic() - started < 0.4
+        for conn in (silent, *slow):  # the server hangs up on each after IDLE_TIMEOUT
+            assert conn.recv(100) == b""
+        assert time.monotonic() - started < 3
+        assert http_request("GET", f"http://127.0.0.1:{address[1]}/healthz") == (200, b"ok\n")
+    finally:
+        for conn in (silent, extra, *slow):
+            conn.close()
+        server.shutdown()
+        server.server_close()
