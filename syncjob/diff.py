@@ -55,11 +55,15 @@ def show_diff(settings: Settings, out: TextIO | None = None) -> int:
 
 
 def _read(path: Path) -> bytes | None:
+    """The config's bytes, None when missing; a link or a FIFO in its place is refused
+    (files.open_regular), as a pass refuses it."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:  # a directory in its place, no permission
+        f = files.open_for_reading(path)
+        if f is None:
+            return None
+        with f:
+            return f.read()
+    except OSError as exc:  # no permission, an I/O error
         raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
 
 

@@ -218,3 +218,17 @@ def test_a_3_gib_sparse_state_file_is_set_aside_without_being_read(fake_agent, t
     assert state.stat().st_size < 4096  # the new state replaced it
     with contextlib.suppress(FileNotFoundError):
         assert (etc / "prometheus.yml").read_bytes() == CONFIG
+
+
+@pytest.mark.parametrize("plant", ["link to a secret", "FIFO"])
+def test_diff_refuses_a_planted_config_too(fake_agent, tmp_path, elsewhere, plant):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / NAMES["config"]
+    PLANTS[plant][0](config, elsewhere)
+    started = time.monotonic()
+    run = syncjob("diff", env=pass_env(fake_agent.url, config, CHECK_COMMAND=""), timeout=DEADLINE)
+    assert time.monotonic() - started < QUICK
+    assert run.code == ExitCode.CANT_WRITE, run.stderr + run.stdout
+    assert f"{config} {PLANTS[plant][1]}" in run.stderr + run.stdout
+    assert_nothing_leaked(etc, elsewhere, run)
