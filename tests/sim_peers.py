@@ -3,7 +3,8 @@
 `Faults` counts the pass's I/O boundaries (a write-open, an fsync, a rename in
 syncjob.files; the source's fetch; the target's reload) and makes the Nth one fail:
 a kill (`Killed`, which no `except Exception` stops), the disk filling up for real
-(a filler file on the tiny tmpfs), or the disk turning read-only (EROFS from then on).
+(a filler file on the tiny tmpfs), the disk full for a moment (the next write, open,
+fsync or rename says ENOSPC once), or the disk turning read-only (EROFS from then on).
 `OsWithFaults` stands in for the `os` module inside syncjob.files, so the pass's own
 code takes each fault at the very call where a real system would give it.
 """
@@ -77,6 +78,7 @@ class Faults:
         self.dead = False  # killed: what still runs is `finally` cleanup, never faulted
         self.read_only = False
         self.full = False  # only without a real tmpfs: fsync says ENOSPC
+        self.brief = False  # "full-briefly": the next disk call says ENOSPC, once
 
     def free(self) -> None:
         """Between passes the disk is whole again: room, and writable."""
@@ -100,10 +102,19 @@ class Faults:
             self._fill()
         elif self.kind == "read-only":
             self.read_only = True
+        elif self.kind == "full-briefly":  # the space comes back soon (a log rotated)
+            self.brief = True
 
     def writing(self) -> None:
+        """Any change to the folder: refused while it is read-only."""
         if self.read_only and not self.dead:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    def taking_space(self) -> None:
+        """A create, an fsync or a rename: refused while the disk is full, briefly."""
+        if self.brief and not self.dead:
+            self.brief = False
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def _fill(self) -> None:
         if not self.real_disk:
@@ -133,17 +144,20 @@ class OsWithFaults:
         if flags & WRITE_FLAGS:
             self._faults.boundary("open for writing")
             self._faults.writing()
+            self._faults.taking_space()
         return os.open(path, flags, mode, **kw)
 
     def fsync(self, fd: int) -> None:
         self._faults.boundary("fsync")
         if self._faults.full and not self._faults.dead:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._faults.taking_space()
         os.fsync(fd)
 
     def replace(self, src: Any, dst: Any) -> None:
         self._faults.boundary("rename")
         self._faults.writing()
+        self._faults.taking_space()
         os.replace(src, dst)
 
     def unlink(self, path: Any) -> None:
