@@ -22,6 +22,10 @@ from tests.test_validate import EMPTY_RULES
 PY = sys.executable
 
 
+def no_secrets() -> tuple[str, ...]:
+    return ()
+
+
 def script(tmp_path: Path, body: str) -> str:
     """A checker command: this Python running `body`, with the staged path as argv[1]."""
     path = tmp_path / "checker.py"
@@ -37,7 +41,7 @@ def staged(tmp_path: Path) -> str:
 
 
 def test_a_checker_that_says_yes_lets_the_config_through(tmp_path: Path, staged: str) -> None:
-    checker.run(script(tmp_path, "import sys; sys.exit(0)"), staged, timeout=30)
+    checker.run(script(tmp_path, "import sys; sys.exit(0)"), staged, timeout=30, secrets=no_secrets)
 
 
 def test_a_refusal_carries_the_checkers_words(tmp_path: Path, staged: str) -> None:
@@ -45,7 +49,7 @@ def test_a_refusal_carries_the_checkers_words(tmp_path: Path, staged: str) -> No
         tmp_path, "import sys; print('FAILED:', sys.argv[1], 'bad expr'); sys.exit(1)"
     )
     with pytest.raises(ContentRefused) as info:
-        checker.run(template, staged, timeout=30)
+        checker.run(template, staged, timeout=30, secrets=no_secrets)
     assert info.value.exit_code == ExitCode.REFUSED
     assert str(info.value) == f"{PY} refused the config (exit 1): FAILED: <config> bad expr"
 
@@ -58,7 +62,7 @@ def test_a_checker_out_of_time_gives_no_verdict(tmp_path: Path, staged: str) -> 
     )
     started = time.monotonic()
     with pytest.raises(CheckerUnavailable) as info:
-        checker.run(template, staged, timeout=0.5)
+        checker.run(template, staged, timeout=0.5, secrets=no_secrets)
     assert time.monotonic() - started < 10
     assert info.value.exit_code == ExitCode.TRY_LATER
     assert str(info.value) == (
@@ -81,7 +85,7 @@ def test_a_checker_killed_by_the_oom_killer_gives_no_verdict(
     tmp_path: Path, staged: str, how: str, code: int
 ) -> None:
     with pytest.raises(CheckerUnavailable) as info:
-        checker.run(script(tmp_path, how), staged, timeout=30)
+        checker.run(script(tmp_path, how), staged, timeout=30, secrets=no_secrets)
     assert info.value.exit_code == ExitCode.TRY_LATER
     assert str(info.value) == (
         f"{PY} was killed by SIGKILL (exit {code}), likely for memory (the OOM killer): "
@@ -91,7 +95,9 @@ def test_a_checker_killed_by_the_oom_killer_gives_no_verdict(
 
 def test_a_missing_checker_is_a_usage_error(staged: str) -> None:
     with pytest.raises(UsageError, match="check command not found: /nonexistent/promtool"):
-        checker.run("/nonexistent/promtool check rules {path}", staged, timeout=30)
+        checker.run(
+            "/nonexistent/promtool check rules {path}", staged, timeout=30, secrets=no_secrets
+        )
 
 
 def test_a_pass_whose_checker_runs_out_of_time_writes_nothing_and_exits_75(
@@ -221,5 +227,7 @@ def test_promtool_out_of_time_is_no_verdict(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     realistic.write_rules(path, 4 << 20)
     with pytest.raises(CheckerUnavailable, match="raise CHECK_TIMEOUT"):
-        checker.run(f"{binary} check rules {{path}}", str(path), timeout=0.05)
-    checker.run(f"{binary} check rules {{path}}", str(path), timeout=120)  # it is valid
+        checker.run(f"{binary} check rules {{path}}", str(path), timeout=0.05, secrets=no_secrets)
+    checker.run(
+        f"{binary} check rules {{path}}", str(path), timeout=120, secrets=no_secrets
+    )  # it is valid
