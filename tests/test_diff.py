@@ -110,3 +110,34 @@ def test_refused_credentials_are_77(fake_agent, config_path):
     fake_agent.script(Reply(401, {"Content-Type": "application/json"}, b'{"code": 401}'))
     run = syncjob("diff", env=pass_env(fake_agent.url, config_path))
     assert run.code == 77
+
+
+def test_at_a_terminal_the_diff_is_coloured(fake_agent, config_path):
+    """stdout a terminal (a pty): added lines green, removed red, as `git diff` shows them."""
+    import pty
+    import subprocess
+
+    from tests.cli import SYNCJOB
+
+    config_path.write_bytes(OLD)
+    fake_agent.set_config(NEW)
+    leader, follower = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+    with subprocess.Popen(
+        [str(SYNCJOB), "diff"], env={**env, **pass_env(fake_agent.url, config_path)},
+        stdout=follower, stderr=subprocess.PIPE,
+    ) as proc:  # fmt: skip
+        os.close(follower)
+        assert proc.wait(60) == 4
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child's side is closed, all was read
+                break
+            if not chunk:
+                break
+            shown += chunk
+    os.close(leader)
+    assert b"\x1b[32m+  scrape_interval: 30s\x1b[0m" in shown
+    assert b"\x1b[31m-  scrape_interval: 15s\x1b[0m" in shown
