@@ -49,8 +49,9 @@ def _setting_option(setting: Setting) -> inspect.Parameter:
 
 
 def _with_settings(settings: tuple[Setting, ...]) -> Callable[[F], F]:
-    """Give a command a flag for each setting it uses, after its own parameters: so
-    `syncjob status --config-path X` works as `syncjob --config-path X status` does.
+    """Give a command a flag for each setting it uses, in --help's panel order (its own
+    options come last): so `syncjob status --config-path X` works as
+    `syncjob --config-path X status` does.
 
     typer reads options from the signature: it is generated from the settings table, so
     a new setting is one row there, and its flag, env name and help cannot drift apart.
