@@ -9,6 +9,7 @@ import hashlib
 import os
 import resource
 import stat
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from syncjob.errors import ExitCode
 from syncjob.state import State, save
-from tests.cli import Run, pass_env, syncjob
+from tests.cli import SYNCJOB, Run, pass_env, syncjob
 from tests.fake_target import FakeTarget
 
 CONFIG = b"global:\n  scrape_interval: 15s\n"
@@ -186,6 +187,23 @@ def test_syncjobs_own_files_are_private_and_the_config_keeps_its_mode(fake_agent
         assert stat.S_IMODE((etc / NAMES[name]).stat().st_mode) == 0o600, name
 
 
+def test_a_rolled_back_config_keeps_the_configs_mode_and_owner(fake_agent, target, tmp_path):
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    config = etc / "prometheus.yml"
+    env = pass_env(fake_agent.url, config, CHECK_COMMAND="", RELOAD_URL=target.reload_url)
+    assert syncjob(env=env, timeout=DEADLINE).code == ExitCode.OK  # v1 runs, kept as last good
+    config.chmod(0o640)
+    os.chown(config, 65534, 65534)  # the target's user reads it, nobody else
+    fake_agent.set_config(b"global:\n  scrape_interval: 30s\n")
+    target.reload_status = 500  # v2 is rejected (and the reload after the restore, too)
+    run = syncjob(env=env, timeout=DEADLINE)
+    assert run.code == ExitCode.REJECTED, run.stderr
+    assert config.read_bytes() == CONFIG  # the last good copy, put back
+    assert stat.S_IMODE(config.stat().st_mode) == 0o640  # not the last good copy's 0600
+    assert (config.stat().st_uid, config.stat().st_gid) == (65534, 65534)
+
+
 def _address_space(limit: int) -> Callable[[], None]:
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -196,10 +214,6 @@ def _address_space(limit: int) -> Callable[[], None]:
 def test_a_3_gib_sparse_state_file_is_set_aside_without_being_read(fake_agent, tmp_path):
     """A pass under a 1 GiB address space (a 64Mi container is tighter still): the state is
     read up to its cap, found unusable, logged, and a new one started."""
-    import subprocess
-
-    from tests.cli import SYNCJOB
-
     etc = tmp_path / "etc"
     etc.mkdir()
     state = etc / NAMES["state"]
