@@ -196,7 +196,11 @@ class BoundedHTTPServer(ThreadingHTTPServer):
     def _admit(self) -> None:
         while self._arrivals:
             conn, address = self._arrivals.popleft()
-            self._selector.register(conn, selectors.EVENT_READ)
+            try:
+                self._selector.register(conn, selectors.EVENT_READ)
+            except (OSError, ValueError):  # gone already: nothing to wait for
+                self.shutdown_request(conn)
+                continue
             self._waiting[conn] = (time.monotonic() + IDLE_TIMEOUT, address)
             if len(self._waiting) > MAX_WAITING:
                 self._drop(next(iter(self._waiting)))
