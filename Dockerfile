@@ -21,9 +21,9 @@
 #                 Where no registry is reachable, scripts/podman-base.sh makes one locally.
 #   PIP_NO_INDEX  set to 1 to build with no network at all: every wheel (syncjob's
 #                 dependencies and the build backend, setuptools) then comes from the
-#                 `wheels` build context, e.g. prepared with
-#                 `pip wheel -w WHEELS . setuptools` on a host of the same Python and
-#                 architecture, and passed as `--build-context wheels=WHEELS`
+#                 `wheels` build context, e.g. prepared with `pip wheel -w WHEELS`
+#                 of pyproject.toml's dependencies and setuptools on a host of the same
+#                 Python and architecture, and passed as `--build-context wheels=WHEELS`
 #                 (scripts/build.sh --wheels WHEELS does both). Without it, PyPI.
 #
 # No BuildKit-only instruction (no RUN --mount): Docker's BuildKit, Docker's legacy builder

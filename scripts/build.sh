@@ -155,9 +155,12 @@ if [[ -n "$WHEELS" ]]; then
     echo "==> wheels for an offline build into $WHEELS"
     mkdir -p "$WHEELS"
     # syncjob's own wheel is built inside the image from this checkout; only its
-    # dependencies and the build backend come from DIR.
-    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" . setuptools
-    rm -f "$WHEELS"/syncjob-*.whl
+    # dependencies and the build backend (pyproject.toml's lists) come from DIR.
+    mapfile -t requirements < <("$PYTHON" -c 'import tomllib
+p = tomllib.load(open("pyproject.toml", "rb"))
+print("\n".join(p["build-system"]["requires"] + p["project"]["dependencies"]))')
+    "$PYTHON" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" \
+        "${requirements[@]}"
     args+=(--build-context "wheels=$WHEELS" --build-arg PIP_NO_INDEX=1 --network none)
 fi
 
