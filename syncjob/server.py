@@ -7,7 +7,9 @@ every outage restarted every sidecar. Here an unreachable source shows in /healt
 """
 
 import contextlib
+import io
 import json
+import math
 import selectors
 import socket
 import time
@@ -240,6 +242,25 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             self._answering.release()
 
 
+class _PacedReader(io.RawIOBase):
+    """A connection's bytes, each read given only what is left of `deadline`: the socket's
+    own timeout bounds one read, so a byte every few seconds would hold a thread for ever."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.deadline = math.inf
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.conn.settimeout(min(left, IDLE_TIMEOUT))
+        return self.conn.recv_into(buffer)
+
+
 def start_server(
     settings: Settings,
     progress: Callable[[], Progress],
@@ -254,9 +275,26 @@ def start_server(
         # Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm
         # holds the body until the client's delayed ACK, 40 ms per keep-alive request.
         disable_nagle_algorithm = True
-        # Each read of a request, and the wait for the next one on a kept-alive
-        # connection, gives up after this: a silent client frees its thread.
+        # Writing an answer to a client that reads nothing gives up after this.
         timeout = IDLE_TIMEOUT
+
+        def setup(self) -> None:
+            super().setup()
+            self.rfile.close()  # unused: its socket reference would keep the socket open
+            self._paced = _PacedReader(self.connection)
+            self.rfile = io.BufferedReader(self._paced)
+
+        def handle_one_request(self) -> None:
+            # The next request, waited for and read, whole within IDLE_TIMEOUT: a client
+            # sending a byte every few seconds frees its thread as a silent one does.
+            self._paced.deadline = time.monotonic() + IDLE_TIMEOUT
+            super().handle_one_request()
+
+        def parse_request(self) -> bool:
+            parsed = super().parse_request()  # the request line and headers are in
+            self._paced.deadline = math.inf
+            self.connection.settimeout(IDLE_TIMEOUT)
+            return parsed
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # probes every few seconds would drown the pass log

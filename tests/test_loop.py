@@ -3,6 +3,7 @@ Prometheus; its HTTP endpoints, signals, and what happens when the source goes d
 
 import json
 import math
+import select
 import signal
 import socket
 import threading
@@ -341,5 +342,38 @@ def test_a_silent_connection_is_closed_and_a_busy_server_turns_extras_away_at_on
     finally:
         for conn in (silent, extra, *slow):
             conn.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_request_that_trickles_in_frees_its_thread_within_the_idle_timeout(settings, monkeypatch):
+    from syncjob import server as http_server
+
+    monkeypatch.setattr(http_server, "IDLE_TIMEOUT", 0.5)
+    settings = replace(settings, http_port=0, http_address="127.0.0.1")
+    now = time.monotonic()
+    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
+    server = start_server(settings, lambda: progress)
+    address = ("127.0.0.1", server.server_address[1])
+    try:
+        with socket.create_connection(address, timeout=5) as drip:
+            drip.sendall(b"G")  # dispatched to a thread: it has spoken
+            started = time.monotonic()
+            closed = False
+            for byte in b"ET /healthz HTTP/1.1\r\nHost: x\r\n":
+                time.sleep(0.2)  # the pace under test: well within each read's 0.5 s
+                try:
+                    drip.sendall(bytes([byte]))
+                except OSError:  # reset: the server has closed it
+                    closed = True
+                    break
+                if not select.select([drip], [], [], 0)[0]:
+                    continue
+                closed = drip.recv(100) == b""
+                break
+            assert closed
+            assert time.monotonic() - started < 1.5  # 0.5 s, and never the ~6 s of bytes
+        assert http_request("GET", f"http://127.0.0.1:{address[1]}/healthz") == (200, b"ok\n")
+    finally:
         server.shutdown()
         server.server_close()
