@@ -4,7 +4,8 @@ It fetches and validates like a pass, then prints the unified diff between the f
 disk and what would be written. Nothing in the config folder changes: the served bytes
 stay in memory (capped by MAX_BODY_SIZE), no lock file is made (the write is atomic, so
 the file read is whole, old or new), no state is saved, nothing is reloaded or pushed.
-The target's checker runs on a copy in a private temporary folder, since it reads a file.
+The target's checker runs on a copy in a private temporary folder that links to what is
+beside the config, since it reads a file and what the file names.
 """
 
 import difflib
@@ -69,9 +70,19 @@ def _read(path: Path) -> bytes | None:
 
 def _check_copy(settings: Settings, template: str, content: bytes) -> None:
     """The checker's verdict on the new bytes, from a copy outside the config folder.
-    Relative paths in the config (rule_files) resolve from that copy's folder."""
+
+    The copy's folder mirrors the config's with links to each of its entries, so relative
+    paths in the config (`rule_files: [rules/*.yml]`, Alertmanager's templates) resolve to
+    the same files as beside the config, which is only read."""
+    config = settings.config_path
     with tempfile.TemporaryDirectory(prefix="syncjob-diff-") as folder:
-        copy = Path(folder) / settings.config_path.name
+        try:
+            entries = [e for e in os.scandir(config.parent) if e.name != config.name]
+        except OSError:  # unreadable: relative paths will not resolve, the checker says so
+            entries = []
+        for entry in entries:
+            Path(folder, entry.name).symlink_to(entry.path)
+        copy = Path(folder) / config.name
         copy.write_bytes(content)
         checker.run(
             template, str(copy), settings.check_timeout, secrets=lambda: redact.secrets(settings)

@@ -141,3 +141,29 @@ def test_at_a_terminal_the_diff_is_coloured(fake_agent, config_path):
     os.close(leader)
     assert b"\x1b[32m+  scrape_interval: 30s\x1b[0m" in shown
     assert b"\x1b[31m-  scrape_interval: 15s\x1b[0m" in shown
+
+
+@pytest.mark.parametrize(
+    ("rule", "code"),
+    [("expr: up == 0", 4), ("expr: 'up =='", 65)],
+    ids=["good rules", "bad rules"],
+)
+def test_the_checker_reads_relative_rule_files_beside_the_config(
+    fake_agent, config_path, rule, code
+):
+    """promtool checks the rule files the config names, resolved as beside the config."""
+    from tests.targets import require_binary
+
+    require_binary("promtool", "prometheus")
+    rules = config_path.parent / "rules"
+    rules.mkdir()
+    (rules / "node.yml").write_text(f"groups:\n  - name: node\n    rules:\n      - alert: Down\n"
+                                    f"        {rule}\n")  # fmt: skip
+    config_path.write_bytes(OLD)
+    fake_agent.set_config(OLD + b"rule_files:\n  - rules/*.yml\n")
+    before = (listing(config_path.parent), listing(rules))
+    run = syncjob("diff", env=pass_env(fake_agent.url, config_path))
+    assert run.code == code, run.stderr
+    if code == 65:
+        assert "rules/node.yml" in run.stderr
+    assert (listing(config_path.parent), listing(rules)) == before
