@@ -8,7 +8,6 @@ carries the exit code a pass would end with.
 """
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
@@ -28,11 +27,12 @@ from syncjob.errors import (
     ExitCode,
     SourceUnavailable,
     SyncError,
+    TargetRejected,
     TargetUnreachable,
 )
 from syncjob.settings import DEFAULT_CHECKERS, Settings
+from syncjob.target import Target, sample_value
 
-_RELOAD_OK = re.compile(r"^(\w+_config_last_reload_successful)(?:\{[^}]*\})?\s+(\S+)", re.M)
 VERSION_TIMEOUT = 10.0
 
 
@@ -183,7 +183,7 @@ def target(settings: Settings) -> Iterator[Item]:
                    "the file and reloads nothing")  # fmt: skip
         return
     pool = transport.pool(settings.http_timeout, settings.tls("target_"))
-    get = _getter(pool)
+    get = _getter(pool, settings.http_timeout)
     hint = "RELOAD_URL" if settings.reload_url else "TARGET_METRICS_URL"
     ready_url = settings.target_url("/-/ready")
     metrics_url = settings.target_url("/metrics")
@@ -200,17 +200,23 @@ def target(settings: Settings) -> Iterator[Item]:
             yield fail("ready", f"GET {_shown(ready_url)}: HTTP {status}",
                        ExitCode.TRY_LATER, hint)  # fmt: skip
     yield _reload(settings, get)
-    yield _metrics(metrics_url, get, "TARGET_METRICS_URL" if settings.metrics_url else hint)
+    fix = "TARGET_METRICS_URL" if settings.metrics_url else hint
+    yield _metrics(metrics_url, Target(settings, pool), settings.http_timeout, fix)
 
 
 Get = Callable[[str], tuple[int, bytes]]
 
 
-def _getter(pool: urllib3.PoolManager) -> Get:
+def _getter(pool: urllib3.PoolManager, budget: float) -> Get:
+    """A GET of the target as a pass makes one: one deadline, the body read up to a cap."""
+
     def get(url: str) -> tuple[int, bytes]:
-        with transport.translated(TargetUnreachable, f"GET {_shown(url)}"):
-            response = pool.request("GET", url, retries=False, redirect=False)
-        return response.status, response.data
+        exchange = transport.Exchange(
+            pool, budget, failed=f"GET {_shown(url)}", peer=f"the target at {_shown(url)}",
+            unavailable=TargetUnreachable, refused=TargetUnreachable,
+        )  # fmt: skip
+        response = exchange.send("GET", url)
+        return response.status, exchange.words(response)
 
     return get
 
@@ -263,23 +269,23 @@ def _lifecycle_off(settings: Settings, get: Get) -> str | None:
     return None
 
 
-def _metrics(url: str, get: Get, fix: str) -> Item:
-    """Where a pass verifies the reload: the *_config_last_reload_successful series."""
+def _metrics(url: str, target: Target, budget: float, fix: str) -> Item:
+    """Where a pass verifies the reload: the *_config_last_reload_successful series, read
+    as the pass reads it (capped, only the reload lines kept)."""
     shown = _shown(url)
     try:
-        status, body = get(url)
-    except TargetUnreachable as exc:
+        found, _ = target.reload_metrics(budget)
+        value = None if found is None else sample_value(found)
+    except (TargetUnreachable, TargetRejected) as exc:
         return fail("metrics", str(exc), exc.exit_code, fix)
-    if status != 200:
-        return fail("metrics", f"GET {shown}: HTTP {status}", ExitCode.TRY_LATER, fix)
-    found = _RELOAD_OK.search(body.decode("utf-8", "replace"))
     if found is None:
         return Item("metrics", "warn", f"GET {shown}: no *_config_last_reload_successful "
                     "series: reloads are accepted by status code alone")  # fmt: skip
-    if float(found[2]) != 1:
-        return Item("metrics", "warn", f"GET {shown}: {found[1]} {found[2]}: the target's "
+    series = f"{found[1]}_config_last_reload_successful {found[2]}"
+    if value != 1:
+        return Item("metrics", "warn", f"GET {shown}: {series}: the target's "
                     "last reload failed (its log says why)")  # fmt: skip
-    return ok("metrics", f"GET {shown}: {found[1]} {found[2]}")
+    return ok("metrics", f"GET {shown}: {series}")
 
 
 # --- the Pushgateway ----------------------------------------------------------------
@@ -291,9 +297,15 @@ def pushgateway(settings: Settings) -> Item:
     pool = transport.pool(settings.pushgateway_timeout, settings.tls("pushgateway_"))
     url = f"{settings.pushgateway_url}/-/ready"
     shown = _shown(url)
+    exchange = transport.Exchange(
+        pool, settings.pushgateway_timeout, failed=f"GET {shown}",
+        peer=f"the Pushgateway at {shown}", unavailable=SourceUnavailable,
+        refused=SourceUnavailable,
+    )  # fmt: skip
     try:
-        with transport.translated(SourceUnavailable, f"GET {shown}"):
-            status = pool.request("GET", url, retries=False, redirect=False).status
+        response = exchange.send("GET", url)
+        exchange.discard(response)
+        status = response.status
     except SourceUnavailable as exc:
         return fail("pushgateway", str(exc), exc.exit_code, "PUSHGATEWAY_URL")
     if status != 200:

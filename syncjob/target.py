@@ -124,7 +124,7 @@ class Target:
         assert self.metrics_url is not None
         deadline = time.monotonic() + max(self.ready_timeout, 2.0)
         while True:
-            ok, at = self._reload_metrics(self._look(deadline))
+            ok, at = self.reload_metrics(self._look(deadline))
             if ok is None or at is None:
                 log.info(
                     "reload accepted by status code only: %s has no "
@@ -132,12 +132,12 @@ class Target:
                     transport.redacted(self.metrics_url),
                 )
                 return
-            if _value(ok) != 1:
+            if sample_value(ok) != 1:
                 raise TargetRejected(
                     f"target answered the reload but {ok[1]} reports it failed "
                     f"({ok[1]}_config_last_reload_successful {ok[2]!r:.40})"
                 )
-            reloaded_at = _value(at)
+            reloaded_at = sample_value(at)
             if not math.isfinite(reloaded_at):
                 raise TargetRejected(
                     f"target answered the reload but its {at[1]}_config_last_reload_success_"
@@ -152,7 +152,7 @@ class Target:
                 )
             time.sleep(POLL)
 
-    def _reload_metrics(self, budget: float) -> tuple[re.Match[str] | None, re.Match[str] | None]:
+    def reload_metrics(self, budget: float) -> tuple[re.Match[str] | None, re.Match[str] | None]:
         """The reload lines of /metrics: (successful, timestamp), each None when absent
         (or when /metrics answers other than 200)."""
         assert self.metrics_url is not None
@@ -167,7 +167,7 @@ class Target:
         return _RELOAD_OK.search(text), _RELOAD_AT.search(text)
 
 
-def _value(found: re.Match[str]) -> float:
+def sample_value(found: re.Match[str]) -> float:
     """A sample's value; TargetRejected, quoting it, unless the text format's float."""
     value = found[2]
     if not _VALUE.fullmatch(value):

@@ -158,3 +158,27 @@ def test_a_wrong_api_path_is_69_naming_the_url_and_the_settings(fake_agent, tmp_
         f"GET {fake_agent.url}/api/v1/nope?cluster_id=cluster-1&type=prometheus "
         "(check ALERTAGENT_API_PATH and CLUSTER_ID)"
     )
+
+
+@pytest.mark.parametrize("value", ["abc", "0x1", ""])
+def test_a_target_whose_metrics_say_nonsense_fails_the_item_and_never_crashes(
+    fake_agent, tmp_path, value
+):
+    """The metrics are read as a pass reads them: capped, and a value that is no number
+    is the target's word against the reload, never a traceback."""
+    from tests.fake_target import FakeTarget
+
+    class Garbled(FakeTarget):
+        def metrics_text(self) -> str:
+            return f"prometheus_config_last_reload_successful {value}\n"
+
+    (tmp_path / "etc").mkdir()
+    with Garbled() as target:
+        env = pass_env(fake_agent.url, tmp_path / "etc" / "prometheus.yml",
+                       RELOAD_URL=target.reload_url, CHECK_COMMAND="")  # fmt: skip
+        run = syncjob("check", env=env)
+    # The fake's reload endpoint answers a GET with 404: the first failure, exit 2.
+    assert run.code == 2, run.stdout + run.stderr
+    assert "Traceback" not in run.stderr
+    line = next(line for line in run.stdout.splitlines() if line.startswith("FAIL  metrics"))
+    assert "not a number" in line
