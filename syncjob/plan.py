@@ -151,7 +151,12 @@ def succeeded(state: State, now: float) -> State:
     ).count(successes=1)
 
 
-def failed(state: State, exit_code: int, error: str) -> State:
+def failed(state: State, exit_code: int, error: str, served: str | None = None) -> State:
+    """`served`: the config the pass failed on, when the source's answer was read. It
+    becomes what the source last served (status shows it beside the one in place); its
+    tag is dropped, so the next fetch asks in full."""
+    if served is not None and served != state.source_hash:
+        state = replace(state, source_hash=served, etag=None)
     return replace(
         state,
         last_error=error,

@@ -5,7 +5,6 @@ failed either: no state is then not "no pass has run", and status says so.
 """
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +14,6 @@ from syncjob.errors import ExitCode
 from syncjob.health import Verdict
 from syncjob.settings import Settings
 from syncjob.state import State
-
-# sync.SERVED, read back without importing the pass
-_SERVED = re.compile(r"\(served sha256 ([0-9a-f]{64})\)")
 
 
 def judge(settings: Settings, state: State, max_age: float, now: float | None = None) -> Verdict:
@@ -49,8 +45,9 @@ def unrecordable(path: Path) -> str | None:
 def failed_config_hash(state: State) -> str | None:
     """The SHA-256 of the config the last pass failed on (refused, rejected, not written),
     when it was not the one in place."""
-    match = _SERVED.search(state.last_error or "")
-    return match[1] if match else None
+    if state.last_exit_code in (None, ExitCode.OK) or state.source_hash == state.applied_hash:
+        return None
+    return state.source_hash
 
 
 def as_json(settings: Settings, state: State, verdict: Verdict) -> dict[str, Any]:

@@ -23,8 +23,6 @@ from syncjob.settings import Settings
 from syncjob.state import State
 
 log = logging.getLogger("syncjob")
-# How a failed pass's state names the config it failed on (status --json reads it back).
-SERVED = "served sha256"
 
 
 class SourceLike(Protocol):
@@ -100,10 +98,7 @@ class _Pass:
         else:
             # A peer's or a tool's words may quote our credentials or a URL's password.
             summary = redact.scrub(summary, redact.secrets(self.settings))
-            recorded = summary
-            if self.served and self.served != self.state.applied_hash:
-                recorded += f" ({SERVED} {self.served})"  # `status` shows which config failed
-            self.state = plan.failed(self.state, code, recorded)
+            self.state = plan.failed(self.state, code, summary, self.served)
         try:
             ledger.save(self.settings.state_path, self.state)
         except SyncError as exc:

@@ -236,3 +236,18 @@ def test_success_and_failure_bookkeeping() -> None:
     ok = plan.succeeded(failed, 101.0)
     assert (ok.last_exit_code, ok.last_error, ok.consecutive_failures) == (0, None, 0)
     assert (ok.last_success, ok.counts.successes, ok.counts.failures) == (101.0, 1, 1)
+
+
+def test_a_failed_pass_remembers_what_it_failed_on_and_asks_in_full_next_time() -> None:
+    from syncjob import plan
+
+    refused = plan.failed(applied(OLD), 65, "not YAML", served=sha(NEW))
+    assert (refused.source_hash, refused.applied_hash, refused.etag) == (sha(NEW), sha(OLD), None)
+    assert conditional_tag(refused, sha(OLD)) is None
+    unreachable = plan.failed(applied(OLD), 69, "source unavailable")
+    assert unreachable.source_hash == sha(OLD) and unreachable.etag == sha(OLD)
+
+
+def test_an_unfinished_rollback_is_not_drift() -> None:
+    """A rollback whose copy failed leaves the rejected file this tool wrote: no edit."""
+    assert not decide(served(BAD), sha(BAD), COPY_FAILED).drift
