@@ -88,9 +88,12 @@ class Target:
 
     def _exchange(self, url: str, budget: float, refused: type[SyncError]) -> transport.Exchange:
         shown = transport.redacted(url)
+        # A body cut short is the network's doing, not the target's verdict: a rejection
+        # would roll back a config the target took and refuse it until the source changes.
         return transport.Exchange(
             self.pool, budget, failed=f"target unreachable at {shown}",
             peer=f"the target at {shown}", unavailable=TargetUnreachable, refused=refused,
+            cut=TargetUnreachable,
         )  # fmt: skip
 
     def _wait_ready(self) -> None:

@@ -307,17 +307,21 @@ class Exchange:
 
     `unavailable` is raised (as "<failed>: <reason>") when the peer cannot be reached,
     is too slow or breaks the connection; `refused` (as "<peer> sent ...") when its
-    answer breaks the protocol or a cap.
+    answer breaks the protocol or a cap. A body cut short is `refused` too, unless `cut`
+    says otherwise: where a verdict rests on the body (a reload's metrics), a connection
+    reset mid-body says nothing about what was asked.
     """
 
     def __init__(
         self, pool: urllib3.PoolManager, budget: float, *, failed: str, peer: str,
         unavailable: type[SyncError], refused: type[SyncError],
+        cut: type[SyncError] | None = None,
     ) -> None:  # fmt: skip
         self.pool = pool
         self.deadline = Deadline(budget)
         self.failed, self.peer = failed, peer
         self.unavailable, self.refused = unavailable, refused
+        self.cut = cut or refused
 
     def send(
         self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
@@ -439,7 +443,7 @@ class Exchange:
                 ) from None
             if isinstance(exc, DecodeError):
                 raise self.refused(f"{self.peer} sent a body that cannot be decoded") from None
-            raise self.refused(f"{self.peer} sent a body cut short: {_reason(exc)}") from None
+            raise self.cut(f"{self.peer} sent a body cut short: {_reason(exc)}") from None
         except BaseException:  # the sink failed (a full disk): the answer is left unread
             self.drop(response)
             raise
