@@ -127,7 +127,8 @@ class _Pass:
             else:
                 assert fetched is not None  # decided on fetched content only
                 spool.finish()
-                with spool.open() as new, path.open("rb") if disk else nullcontext() as current:
+                current = files.open_for_reading(path) if disk else None
+                with spool.open() as new, current or nullcontext():
                     validate.check(new, current, settings.config_type, settings.allow_empty)
                 if self.check:
                     checker.run(
