@@ -21,10 +21,12 @@ import io
 import logging
 import re
 import socket
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -43,6 +45,7 @@ from urllib3.util.retry import Retry
 
 from syncjob import __version__, credentials
 from syncjob.errors import SyncError, UsageError
+from syncjob.files import file_kind
 from syncjob.settings import TLS
 
 USER_AGENT = f"syncjob/{__version__}"
@@ -243,6 +246,9 @@ def _tls_options(tls: TLS | None) -> dict[str, Any]:
     import ssl
 
     context = ssl.create_default_context()  # the system store, hostname checks on
+    # OpenSSL opens them as it likes: a FIFO (or a device) would hold the pass for ever.
+    for path in (tls.ca_file, tls.client_cert, tls.client_key):
+        _refuse_unless_regular(path)
     try:
         if tls.ca_file:
             context.load_verify_locations(cafile=tls.ca_file)
@@ -262,6 +268,19 @@ def _tls_options(tls: TLS | None) -> dict[str, Any]:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we warn ourselves
         return {"ssl_context": context, "cert_reqs": "CERT_NONE", "assert_hostname": False}
     return {"ssl_context": context}
+
+
+def _refuse_unless_regular(path: str | None) -> None:
+    """UsageError unless `path` (its links followed: a mounted Secret is links) is a
+    regular file; a missing one is left to OpenSSL's own message."""
+    if not path:
+        return
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"cannot load {path}: it is {file_kind(mode)}, not a regular file")
 
 
 def _tls_reason(exc: OSError) -> str:

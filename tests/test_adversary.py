@@ -1,6 +1,7 @@
 """Faults found by attacking syncjob as a hostile or careless world would, kept fixed."""
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -55,3 +56,18 @@ def test_metrics_cut_short_after_an_accepted_reload_leaves_it_pending_not_reject
     state = json.loads((tmp_path / ".prometheus.yml.syncjob.json").read_text())
     assert state["rejected_hash"] is None
     assert state["pending_reload"] is False
+
+
+def test_a_fifo_given_as_a_tls_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # OpenSSL opens the CA file (or the client key) with a plain open(): a FIFO with no
+    # writer held the pass, `check` and `diff` for ever.
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    env = pass_env("https://127.0.0.1:1", tmp_path / "prometheus.yml", CHECK_COMMAND="")
+    cases = [("ALERTAGENT_CA_FILE", ()), ("ALERTAGENT_CA_FILE", ("check",)),
+             ("ALERTAGENT_CA_FILE", ("diff",)), ("TARGET_CA_FILE", ("check",))]  # fmt: skip
+    for variable, command in cases:
+        more = {variable: str(fifo), "RELOAD_URL": "https://127.0.0.1:2/-/reload"}
+        run = syncjob(*command, env={**env, **more}, timeout=20)
+        assert run.code == 2, (variable, command, run.stderr)
+        assert f"{fifo}: it is a FIFO, not a regular file" in run.stderr
