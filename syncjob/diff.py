@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import TextIO
 
@@ -41,11 +42,15 @@ def show_diff(settings: Settings, out: TextIO | None = None) -> int:
     fetched = Source(settings).fetch(None, held)  # unconditional: the bytes are the point
     assert fetched is not None  # only a conditional request gets a 304
     new = held.content
-    current = _read(path)
+    current = _read(path, settings.max_body_size)
     if current == new:
         print(f"{path}: in sync with the source (sha256 {held.sha256[:12]})", file=out)
         return ExitCode.OK
-    validate.check(new, current, settings.config_type, settings.allow_empty)
+    if isinstance(current, Oversize):  # guarded as a pass guards it: streamed from the file
+        with files.open_for_reading(path) or nullcontext() as whole:
+            validate.check(new, whole, settings.config_type, settings.allow_empty)
+    else:
+        validate.check(new, current, settings.config_type, settings.allow_empty)
     if template := checker.command(settings):
         _check_copy(settings, template, new)
     stream = out or sys.stdout
@@ -55,15 +60,24 @@ def show_diff(settings: Settings, out: TextIO | None = None) -> int:
     return ExitCode.DIFFERS
 
 
-def _read(path: Path) -> bytes | None:
-    """The config's bytes, None when missing; a link or a FIFO in its place is refused
-    (files.open_regular), as a pass refuses it."""
+class Oversize(int):
+    """The size of a config on disk larger than MAX_BODY_SIZE: never read whole (a huge
+    or sparse file would cost its size in memory, and print it); no served config can
+    equal it, so the diff shows it replaced."""
+
+
+def _read(path: Path, limit: int) -> bytes | Oversize | None:
+    """The config's bytes, None when missing, Oversize when over `limit` bytes; a link or
+    a FIFO in its place is refused (files.open_regular), as a pass refuses it."""
     try:
         f = files.open_for_reading(path)
         if f is None:
             return None
         with f:
-            return f.read()
+            data = f.read(limit + 1)
+            if len(data) > limit:
+                return Oversize(os.fstat(f.fileno()).st_size)
+            return data
     except OSError as exc:  # no permission, an I/O error
         raise WriteFailed(f"cannot read {path}: {exc.strerror}") from None
 
@@ -89,14 +103,22 @@ def _check_copy(settings: Settings, template: str, content: bytes) -> None:
         )
 
 
-def _unified(path: Path, current: bytes | None, new: bytes, version: str | None) -> Iterator[str]:
-    before = _lines(current or b"")
+def _unified(
+    path: Path, current: bytes | Oversize | None, new: bytes, version: str | None
+) -> Iterator[str]:
+    before = _lines(current if isinstance(current, bytes) else b"")
     after = _lines(new)
     served = f"served by the source{f', version {version}' if version else ''}"
+    if current is None:
+        was = " (missing)"
+    elif isinstance(current, Oversize):
+        was = f" ({int(current)} bytes, over MAX_BODY_SIZE: not shown)"
+    else:
+        was = ""
     yield from difflib.unified_diff(
         before,
         after,
-        fromfile=f"{path}{'' if current is not None else ' (missing)'}",
+        fromfile=f"{path}{was}",
         tofile=f"{path} ({served})",
     )
 

@@ -71,3 +71,18 @@ def test_a_fifo_given_as_a_tls_file_is_refused_not_waited_on(tmp_path: Path) -> 
         run = syncjob(*command, env={**env, **more}, timeout=20)
         assert run.code == 2, (variable, command, run.stderr)
         assert f"{fifo}: it is a FIFO, not a regular file" in run.stderr
+
+
+def test_diff_never_reads_a_huge_config_on_disk_whole(tmp_path: Path) -> None:
+    # A sparse 256 MiB file in the config's place: diff read it whole (4 GiB RSS for a
+    # 1 GiB one) and printed every byte of it. Over MAX_BODY_SIZE it equals nothing served.
+    config = tmp_path / "prometheus.yml"
+    with config.open("wb") as f:
+        f.truncate(256 << 20)  # a hole: no block written
+    with FakeAlertAgent(content=NEW) as agent:
+        env = pass_env(agent.url, config, CHECK_COMMAND="", MAX_BODY_SIZE="64KiB")
+        run = syncjob("diff", env=env)
+    assert run.code == 4, run.stderr
+    assert f"--- {config} ({256 << 20} bytes, over MAX_BODY_SIZE: not shown)" in run.stdout
+    assert "+  scrape_interval: 20s" in run.stdout
+    assert len(run.stdout) < 1000
