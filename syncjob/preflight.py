@@ -261,7 +261,7 @@ def _lifecycle_off(settings: Settings, get: Get) -> str | None:
 
     try:
         flags = json.loads(body)["data"] if status == 200 else {}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # [[[[...]]]] from a peer
         return None
     if isinstance(flags, dict) and flags.get("web.enable-lifecycle") == "false":
         return ("Prometheus runs without --web.enable-lifecycle: it would answer the reload "

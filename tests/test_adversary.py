@@ -86,3 +86,20 @@ def test_diff_never_reads_a_huge_config_on_disk_whole(tmp_path: Path) -> None:
     assert f"--- {config} ({256 << 20} bytes, over MAX_BODY_SIZE: not shown)" in run.stdout
     assert "+  scrape_interval: 20s" in run.stdout
     assert len(run.stdout) < 1000
+
+
+def test_check_survives_absurdly_nested_json_at_the_targets_flags(tmp_path: Path) -> None:
+    # /api/v1/status/flags answering [[[[...]]]]: json.loads raised RecursionError out
+    # of `syncjob check` (exit 1, a traceback).
+    deep = http("200 OK", "Content-Type: application/json", body=b"[" * 100_000 + b"]" * 100_000)
+    ok = http("200 OK", body=b"ok")
+    routes = {"/-/ready": ok, "/-/reload": http("405 Method Not Allowed"),
+              "/api/v1/status/flags": deep, "/metrics": _metrics()}  # fmt: skip
+    with FakeAlertAgent(content=NEW) as agent, HostilePeer(routes=routes) as target:
+        env = pass_env(agent.url, tmp_path / "prometheus.yml", CHECK_COMMAND="",
+                       RELOAD_URL=target.url + "/-/reload")  # fmt: skip
+        run = syncjob("check", env=env)
+        assert "GET /api/v1/status/flags" in target.requests
+    assert "Traceback" not in run.stderr
+    assert run.code == 0, run.stdout + run.stderr
+    assert "ok    reload" in run.stdout
