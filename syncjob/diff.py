@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from syncjob import checker, files, redact, validate
-from syncjob.errors import ExitCode, WriteFailed
+from syncjob.errors import ExitCode, SyncError, WriteFailed
 from syncjob.settings import Settings
 
 
@@ -35,6 +35,13 @@ class Held(files.Spool):
 def show_diff(settings: Settings, out: TextIO | None = None) -> int:
     """Print the diff; 0 when nothing would change, DIFFERS when something would.
     A failure raises the SyncError a pass would end with (65 refused, 69, 77, ...)."""
+    try:
+        return _show_diff(settings, out)
+    except SyncError as exc:  # a source's words may echo our token: masked, as in a pass
+        raise type(exc)(redact.scrub(str(exc), redact.secrets(settings))) from None
+
+
+def _show_diff(settings: Settings, out: TextIO | None) -> int:
     from syncjob.source import Source
 
     path = settings.config_path

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import urllib3
 
-from syncjob import checker, transport
+from syncjob import checker, redact, transport
 from syncjob.errors import (
     ContentRefused,
     CredentialsRefused,
@@ -59,8 +59,9 @@ def fail(name: str, detail: str, code: int, fix: str | None) -> Item:
 def run_checks(settings: Settings, out: TextIO | None = None) -> int:
     """Print every item's line; 0 when none fails, else the first failure's code."""
     failed: list[Item] = []
+    secrets = redact.secrets(settings)  # a peer's words may echo our token: masked
     for item in items(settings):
-        print(item.line, file=out, flush=True)
+        print(redact.scrub(item.line, secrets), file=out, flush=True)
         if item.verdict == "FAIL":
             failed.append(item)
     if failed:

@@ -103,3 +103,19 @@ def test_check_survives_absurdly_nested_json_at_the_targets_flags(tmp_path: Path
     assert "Traceback" not in run.stderr
     assert run.code == 0, run.stdout + run.stderr
     assert "ok    reload" in run.stdout
+
+
+def test_diff_and_check_never_print_a_token_the_source_echoes(tmp_path: Path) -> None:
+    # A pass masks its credentials in a peer's words; diff and check printed them.
+    token = "s3cr3t-T0KEN-xyz"
+    (tmp_path / "token").write_text(token + "\n")
+    said = json.dumps({"code": 401, "message": f"token {token} expired"}).encode()
+    answer = http("401 Unauthorized", "Content-Type: application/json", body=said)
+    with HostilePeer([answer]) as source:
+        env = pass_env(source.url, tmp_path / "prometheus.yml", CHECK_COMMAND="",
+                       ALERTAGENT_TOKEN_FILE=str(tmp_path / "token"))  # fmt: skip
+        for command in ("diff", "check"):
+            run = syncjob(command, env=env)
+            assert run.code == 77, run.stdout + run.stderr
+            assert "expired" in run.stdout + run.stderr
+            assert token not in run.stdout + run.stderr
