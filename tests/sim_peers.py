@@ -67,8 +67,9 @@ class Faults:
     """At most one fault per pass: at the Nth boundary call (counted from 0), or at the
     Nth call of one boundary (`at` = ("reload", 1): the pass's second reload)."""
 
-    def __init__(self, folder: Path, real_disk: bool) -> None:
-        self.folder, self.real_disk = folder, real_disk
+    def __init__(self, folder: Path) -> None:
+        """`folder`: a tiny tmpfs (tests/disks.py), so that filling it takes little."""
+        self.folder = folder
         self.filler = folder / "filler"
         self.reset()
 
@@ -77,7 +78,6 @@ class Faults:
         self.calls: Counter[str] = Counter()
         self.dead = False  # killed: what still runs is `finally` cleanup, never faulted
         self.read_only = False
-        self.full = False  # only without a real tmpfs: fsync says ENOSPC
         self.brief = False  # "full-briefly": the next disk call says ENOSPC, once
 
     def free(self) -> None:
@@ -117,9 +117,6 @@ class Faults:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def _fill(self) -> None:
-        if not self.real_disk:
-            self.full = True
-            return
         fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             while True:
@@ -149,8 +146,6 @@ class OsWithFaults:
 
     def fsync(self, fd: int) -> None:
         self._faults.boundary("fsync")
-        if self._faults.full and not self._faults.dead:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         self._faults.taking_space()
         os.fsync(fd)
 

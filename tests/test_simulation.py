@@ -42,7 +42,9 @@ Two limits of the design, each pinned by a strict xfail below, are forgiven:
   Convergence is checked again once a pass exits 0 after the target loaded a config.
 - PENDING EDITED AWAY: the target loaded a config but its answer was lost (pending), then
   the file was edited by hand: that config is nowhere on disk, so rolling back a later
-  rejected one goes to the last config verified, older than the one the target ran.
+  rejected one goes to the last config verified, older than the one the target ran (or,
+  when the last good copy was refreshed but the state not saved, to nothing: the rejected
+  file stays).
 
 SYNCJOB_SIM_EXAMPLES runs more examples (default 250, of up to 50 steps each).
 """
@@ -105,7 +107,7 @@ TALLY: Counter[str] = Counter()
 
 
 def event(what: str) -> None:
-    """Counted for --hypothesis-show-statistics; nothing when a test replays steps."""
+    """Counted for the run's summary line and --hypothesis-show-statistics."""
     TALLY[what] += 1
     if currently_in_test_context():
         hypothesis_event(what)
@@ -128,10 +130,10 @@ class _Records(logging.Handler):
 class World:
     """What one test run shares with its machines: the folder, the patched disk, the log."""
 
-    def __init__(self, folder: Path, real_disk: bool) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.steps = self.passes = 0
-        self.faults = Faults(folder, real_disk)
+        self.faults = Faults(folder)
         self.records = _Records()
         config = folder / "prometheus.yml"
         self.settings = resolve(
@@ -169,7 +171,10 @@ class Simulation(RuleBasedStateMachine):
         # The state was lost since the target last verifiably took a config: what it
         # runs, what is pending and what it rejected are forgotten (see AMNESIA).
         self.amnesia = False
-        self.may_go_back_to: str | None = None  # see PENDING EDITED AWAY
+        # PENDING EDITED AWAY, until a pass verifies a config: what the target runs is
+        # not known, and it may go back to the config last verified.
+        self.pending_edited_away = False
+        self.may_go_back_to: str | None = None
 
     # --- the world changes ---
 
@@ -203,6 +208,7 @@ class Simulation(RuleBasedStateMachine):
         content = self.catalogue.make(Label("hand", self.hand_edits))
         state = ledger.load(self.settings.state_path)
         if state.pending_reload and self.forgive_edits_over_a_pending_reload:
+            self.pending_edited_away = True
             self.may_go_back_to = getattr(state, "running_hash", None)  # None before 96c0152
         self.config.write_bytes(content)
         self.ever_written = True
@@ -273,9 +279,10 @@ class Simulation(RuleBasedStateMachine):
         self.history.append(f"{what}: exit {code} ({outcome.summary})")
         event(f"exit {code}")
         assert code in DOCUMENTED, self.story(f"exit {code} is not a documented outcome")
+        self.the_target_never_goes_back()  # before what this pass forgives is forgotten
         if code == 0 and len(self.target.loaded) > loads:
             self.amnesia = False  # the target took the config the state now records
-            self.may_go_back_to = None
+            self.pending_edited_away, self.may_go_back_to = False, None
         return code
 
     # --- what must hold ---
@@ -345,14 +352,15 @@ class Simulation(RuleBasedStateMachine):
             )
             assert code == 0, self.story(f"converged on a good config, yet exit {code}")
         else:
-            if running is not None:
+            # PENDING EDITED AWAY: what runs is not known, so neither is what to put back.
+            if running is not None and not self.pending_edited_away:
                 assert on_disk == running, self.story(
                     f"not converged: the newest ({name(newest)}) is rejected, the target runs "
                     f"{name(running)}, and the file is {name(on_disk)}"
                 )
             assert code == 76, self.story(f"the newest is rejected, yet exit {code}")
         assert not state.pending_reload, self.story("converged, yet a reload is pending")
-        if running is not None:
+        if running is not None and not self.pending_edited_away:
             assert self.target.last_reload_ok, self.story("the target's last reload failed")
         strays = [p.name for p in self.world.folder.iterdir() if p.name.endswith(TEMP_SUFFIX)]
         assert not strays, self.story(f"temporary files left: {strays}")
@@ -378,7 +386,7 @@ class Simulation(RuleBasedStateMachine):
 def world(tiny_fs, monkeypatch) -> Iterator[World]:
     """The tiny disk, syncjob.files on the faulty `os`, and the pass's log kept aside
     (pytest's log capture costs more than a pass)."""
-    made = World(tiny_fs, real_disk=True)
+    made = World(tiny_fs)
     monkeypatch.setattr(files, "os", OsWithFaults(made.faults))
     monkeypatch.setattr(Simulation, "world", made, raising=False)
     logger = logging.getLogger("syncjob")
