@@ -2,8 +2,13 @@
 
 import json
 import os
+import shlex
+import sys
 import time
+import tracemalloc
 from pathlib import Path
+
+import pytest
 
 from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import FakeAlertAgent
@@ -119,3 +124,31 @@ def test_diff_and_check_never_print_a_token_the_source_echoes(tmp_path: Path) ->
             assert run.code == 77, run.stdout + run.stderr
             assert "expired" in run.stdout + run.stderr
             assert token not in run.stdout + run.stderr
+
+
+def test_a_checker_that_floods_or_speaks_binary_or_cannot_run_is_no_crash(tmp_path: Path) -> None:
+    # The checker's output was held whole (1.8 GiB RSS after 2 s of `yes`) and decoded as
+    # UTF-8 (UnicodeDecodeError: exit 1); a command that is not executable raised
+    # PermissionError (exit 1, a traceback).
+    from syncjob import checker
+    from syncjob.errors import ContentRefused, UsageError
+
+    staged = tmp_path / "prometheus.yml"
+    staged.write_bytes(NEW)
+    flood = _python('import sys; sys.stdout.write("x" * (64 << 20)); sys.exit(1)')
+    binary = _python("import sys; sys.stdout.buffer.write(bytes(range(256))); sys.exit(1)")
+    tracemalloc.start()
+    with pytest.raises(ContentRefused, match=r"refused the config \(exit 1\): x+"):
+        checker.run(flood, str(staged), 30, secrets=list)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB for 64 MiB of checker output"
+    with pytest.raises(ContentRefused, match="refused the config"):
+        checker.run(binary, str(staged), 30, secrets=list)
+    with pytest.raises(UsageError, match="check command cannot start: /etc/passwd: Permission"):
+        checker.run("/etc/passwd {path}", str(staged), 30, secrets=list)
+
+
+def _python(code: str) -> str:
+    """A CHECK_COMMAND running `code` in this Python, {path} as its argument."""
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {{path}}"
