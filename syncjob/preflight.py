@@ -163,16 +163,28 @@ def check_command(settings: Settings) -> Item:
 
 
 def _version(program: str) -> str:
-    """The first line `program --version` says (kingpin tools say it on stderr)."""
+    """The first line `program --version` says (kingpin tools say it on stderr).
+
+    Its output is read as a checker's is: capped, as bytes, until it exits (a program
+    that floods or speaks binary held it all, or raised UnicodeDecodeError)."""
+    import time
+
+    from syncjob.reload_command import _collect
+
     try:
-        said = subprocess.run(
-            [program, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT,
-            stdin=subprocess.DEVNULL, check=False,
+        proc = subprocess.Popen(
+            [program, "--version"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         return f"version unknown ({exc})"
-    lines = [line.strip() for line in (said.stdout + said.stderr).splitlines() if line.strip()]
-    return lines[0] if lines else "version unknown"
+    output, finished = _collect(proc, time.monotonic() + VERSION_TIMEOUT)
+    if not finished:
+        return f"version unknown (no answer within {VERSION_TIMEOUT:g}s)"
+    text = output.decode("utf-8", "replace")
+    lines = [line.strip()[:200] for line in text.splitlines() if line.strip()]
+    # Printable only: a terminal's escape sequences are no version.
+    return "".join(c if c.isprintable() else "?" for c in lines[0]) if lines else "version unknown"
 
 
 # --- the target ---------------------------------------------------------------------

@@ -152,3 +152,24 @@ def test_a_checker_that_floods_or_speaks_binary_or_cannot_run_is_no_crash(tmp_pa
 def _python(code: str) -> str:
     """A CHECK_COMMAND running `code` in this Python, {path} as its argument."""
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(code)} {{path}}"
+
+
+def test_check_reads_a_checkers_version_bounded(tmp_path: Path) -> None:
+    # `check` ran `<checker> --version` with capture_output=True, text=True: binary output
+    # was a UnicodeDecodeError (exit 1), a flood was held whole (10 GiB RSS in 10 s).
+    from syncjob.preflight import _version
+
+    flood = tmp_path / "flood"
+    flood.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.write('x' * (64 << 20))\n")
+    binary = tmp_path / "binary"
+    speak = "sys.stdout.buffer.write(b'\\xff\\x1b[2Jv1')"
+    binary.write_text(f"#!{sys.executable}\nimport sys\n{speak}\n")
+    for program in (flood, binary):
+        program.chmod(0o755)
+    tracemalloc.start()
+    said = _version(str(flood))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert said == "x" * 200
+    assert peak < 8 << 20, f"peak {peak >> 20} MiB"
+    assert _version(str(binary)) == "\ufffd?[2Jv1"
