@@ -245,7 +245,8 @@ def test_a_failed_pass_remembers_what_it_failed_on_and_asks_in_full_next_time() 
     assert (refused.source_hash, refused.applied_hash, refused.etag) == (sha(NEW), sha(OLD), None)
     assert conditional_tag(refused, sha(OLD)) is None
     unreachable = plan.failed(applied(OLD), 69, "source unavailable")
-    assert unreachable.source_hash == sha(OLD) and unreachable.etag == sha(OLD)
+    assert unreachable.source_hash == sha(OLD)
+    assert unreachable.etag == sha(OLD)
 
 
 def test_an_unfinished_rollback_is_not_drift() -> None:
