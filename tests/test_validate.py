@@ -530,7 +530,12 @@ def test_moderate_nesting_is_fine(opener: str) -> None:
 @pytest.mark.parametrize("opener", ["[", "{"])
 def test_absurd_flow_nesting_is_refused_in_bounded_time(opener: str) -> None:
     said, took = _check_in_a_child(100_000, opener)
-    assert re.fullmatch(r"refused: source served YAML that takes too long to read .*", said)
+    # libyaml 0.2.6 (PyYAML 6.0.4's wheels) refuses nesting past 1,000 levels itself.
+    assert re.fullmatch(
+        r"refused: source served (YAML that takes too long to read"
+        r"|invalid YAML: exceeded maximum nesting depth) .*",
+        said,
+    )
     assert float(took) < 10.0  # 0.25 s of CPU; the bound is for a loaded machine
 
 
@@ -546,5 +551,6 @@ def test_without_libyaml_absurd_flow_nesting_is_refused_in_bounded_time(
 
 def test_absurd_block_nesting_is_read_in_linear_time() -> None:
     said, took = _check_in_a_child(100_000, "- ")
-    assert said == "passed"  # 100,000 `- ` deep: valid YAML, the target's to judge
+    # 100,000 `- ` deep: valid YAML, the target's to judge (libyaml 0.2.6 refuses it)
+    assert said == "passed" or "exceeded maximum nesting depth" in said
     assert float(took) < 10.0  # ~40 ms; the bound is for a loaded machine
