@@ -64,6 +64,8 @@ def decide(fetched: Fetched | None, disk_hash: str | None, state: State) -> Plan
     if wanted == disk_hash:
         if state.pending_reload:
             return Plan(Action.RELOAD, "the target has not reloaded this config yet", held=held)
+        if state.applied_hash is None:  # no state (first pass, or lost): one reload to know
+            return Plan(Action.RELOAD, "no record that the target loaded this config", held=held)
         return Plan(Action.NOTHING, "unchanged" if fetched is None else "same bytes", held=held)
     if held:
         return Plan(Action.RESTORE, "putting back the config the target runs", drift, held)
@@ -94,6 +96,12 @@ def served(state: State, fetched: Fetched | None, disk_hash: str | None) -> Stat
         etag=fetched.etag,
         version=fetched.version,
     )
+
+
+def reloading(state: State) -> State:
+    """A reload is asked of the target: until one is verified, it stays pending (a pass
+    with no state reloads to know, and must not forget it did not get through)."""
+    return replace(state, pending_reload=True)
 
 
 def adopted(state: State, disk_hash: str | None) -> State:

@@ -124,6 +124,8 @@ class _Pass:
                 log.warning("drift: %s was changed on disk (%s)", path, decision.reason)
             if decision.action is not Action.WRITE:
                 self.state = plan.served(self.state, fetched, disk)
+                if decision.action is Action.RELOAD:
+                    self.state = plan.reloading(self.state)
             else:
                 assert fetched is not None  # decided on fetched content only
                 spool.finish()

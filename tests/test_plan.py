@@ -55,7 +55,9 @@ COPY_FAILED = State(
                      id="304, reload pending"),
         pytest.param(served(OLD), OLD, applied(OLD), Action.NOTHING, "same bytes", False,
                      id="same bytes"),
-        pytest.param(served(OLD), OLD, State(), Action.NOTHING, "same bytes", False,
+        # Nothing says the target loaded it (its reload may be what the lost state held).
+        pytest.param(served(OLD), OLD, State(), Action.RELOAD,
+                     "no record that the target loaded this config", False,
                      id="same bytes, no state yet (hand-placed, or state lost)"),
         pytest.param(served(OLD), OLD, applied(OLD, pending_reload=True), Action.RELOAD,
                      "the target has not reloaded this config yet", False,
@@ -180,7 +182,10 @@ def test_what_is_wanted_on_disk(state: State, disk: str | None, content: bytes) 
     wanted = state.running_hash if held else sha(content)
     assert plan.held is held
     if wanted is None or wanted == disk:
-        expected = Action.RELOAD if wanted and state.pending_reload else Action.NOTHING
+        # No record at all (first pass, or the state lost): one reload, to know it runs.
+        unknown = state.applied_hash is None
+        reload = wanted is not None and (state.pending_reload or unknown)
+        expected = Action.RELOAD if reload else Action.NOTHING
     else:
         expected = Action.RESTORE if held else Action.WRITE
     assert plan.action is expected

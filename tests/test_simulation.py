@@ -34,12 +34,15 @@ config it ran), nothing is pending, the target's last reload succeeded, no tempo
 file is left, and a further pass exits 0 (76 while the newest is rejected) and changes
 nothing.
 
-Three limits of the design, each pinned by a strict xfail below, are forgiven:
-- AMNESIA: the state file is the only record of a pending reload, of a rejection and of
-  what the target runs. Once it is deleted or corrupt, a pass that finds the served
-  config on disk calls it in sync without a reload (plan.decide, "same bytes, no state
-  yet"): a target that never took it keeps its old config until the source changes.
-  Convergence is checked again once a pass exits 0 after the target loaded a config.
+Three limits of the design are forgiven, the last two pinned by a strict xfail below:
+- AMNESIA: the state file is the only record of a rejection and of what the target runs.
+  A pass with no state that finds the served config on disk reloads once to know the
+  target runs it (plan.decide; pinned by a replay test below), but a lost state also
+  forgets which file the target refused: a file left on disk by a rollback that could
+  not finish is taken for the config the target was started with, and rolling a later
+  rejected config back to it is refused too (76, the reload pending) until the source
+  serves one the target accepts. Convergence is checked again once a pass exits 0 after
+  the target loaded a config.
 - PENDING EDITED AWAY: the target loaded a config but its answer was lost (pending), then
   the file was edited by hand: that config is nowhere on disk, so rolling back a later
   rejected one goes to the last config verified, older than the one the target ran (or,
@@ -491,9 +494,9 @@ def test_a_rejected_config_after_a_lost_reload_answer_keeps_the_newer_config(wor
     replay([start(original=True), a_pass(reloads=["lost"]), PUBLISH_BAD, FAULTS_STOP])
 
 
-# Not strict: a pass that finds no state may come to reload once (being worked on).
-@pytest.mark.xfail(reason="AMNESIA: the state is the only record of a pending reload")
 def test_a_reload_pending_when_the_state_is_lost_reaches_the_target(world, monkeypatch):
+    """With no state, a pass that finds the served config on disk reloads once to know
+    the target runs it, and keeps that reload pending until it gets through."""
     monkeypatch.setattr(Simulation, "forgive_amnesia", False)
     replay([
         start(original=True), a_pass(reloads=["unreachable"]),
