@@ -309,7 +309,8 @@ def an_outcome() -> Outcome:
     return Outcome(ExitCode.OK, "in sync", None, None, 0.1, State())
 
 
-@pytest.mark.parametrize(
+# What a peer of the publishers may answer: a push and a status report end in time anyway.
+PUBLISH_ANSWERS = pytest.mark.parametrize(
     "answer",
     [
         Answer(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 400 + b"\r\n\r\n", drip=0.05),
@@ -318,6 +319,9 @@ def an_outcome() -> Outcome:
     ],
     ids=["dripping", "endless-error", "malformed"],
 )
+
+
+@PUBLISH_ANSWERS
 def test_the_pushgateway_is_bounded_by_its_timeout(tmp_path, caplog, answer):
     with HostilePeer([answer]) as peer, bounded(1.0):
         s = settings_for(tmp_path, "http://127.0.0.1:1", pushgateway_url=peer.url,
@@ -326,15 +330,7 @@ def test_the_pushgateway_is_bounded_by_its_timeout(tmp_path, caplog, answer):
     assert "push to the Pushgateway" in caplog.text
 
 
-@pytest.mark.parametrize(
-    "answer",
-    [
-        Answer(b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 400 + b"\r\n\r\n", drip=0.05),
-        Answer(b"HTTP/1.1 500 Oops\r\n\r\n", endless(seconds=30)),
-        Answer(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n"),
-    ],
-    ids=["dripping", "endless-error", "malformed"],
-)
+@PUBLISH_ANSWERS
 def test_the_status_report_is_bounded_by_http_timeout(tmp_path, caplog, answer):
     with HostilePeer([answer]) as peer, bounded(1.0):
         s = settings_for(tmp_path, peer.url, report_status="true")

@@ -9,6 +9,8 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -312,6 +314,20 @@ def _answering() -> int:
     return sum(t.name == "http-answer" for t in threading.enumerate())
 
 
+@contextmanager
+def serving_on_loopback(settings) -> Iterator[tuple[str, int]]:
+    """The loop's server, alone, on a free loopback port; its address."""
+    settings = replace(settings, http_port=0, http_address="127.0.0.1")
+    now = time.monotonic()
+    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
+    server = start_server(settings, lambda: progress)
+    try:
+        yield ("127.0.0.1", server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_silent_connection_is_closed_and_a_busy_server_turns_extras_away_at_once(
     settings, monkeypatch
 ):
@@ -319,12 +335,7 @@ def test_a_silent_connection_is_closed_and_a_busy_server_turns_extras_away_at_on
 
     monkeypatch.setattr(http_server, "IDLE_TIMEOUT", 0.5)
     monkeypatch.setattr(http_server, "MAX_ANSWERING", 2)
-    settings = replace(settings, http_port=0, http_address="127.0.0.1")
-    now = time.monotonic()
-    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
-    server = start_server(settings, lambda: progress)
-    address = ("127.0.0.1", server.server_address[1])
-    try:
+    with serving_on_loopback(settings) as address:
         silent = socket.create_connection(address, timeout=5)
         slow = [socket.create_connection(address, timeout=5) for _ in range(2)]
         for conn in slow:  # half a request: each holds one of the two answering threads
@@ -339,23 +350,15 @@ def test_a_silent_connection_is_closed_and_a_busy_server_turns_extras_away_at_on
             assert conn.recv(100) == b""
         assert time.monotonic() - started < 3
         assert http_request("GET", f"http://127.0.0.1:{address[1]}/healthz") == (200, b"ok\n")
-    finally:
         for conn in (silent, extra, *slow):
             conn.close()
-        server.shutdown()
-        server.server_close()
 
 
 def test_a_request_that_trickles_in_frees_its_thread_within_the_idle_timeout(settings, monkeypatch):
     from syncjob import server as http_server
 
     monkeypatch.setattr(http_server, "IDLE_TIMEOUT", 0.5)
-    settings = replace(settings, http_port=0, http_address="127.0.0.1")
-    now = time.monotonic()
-    progress = Progress(started=time.time(), started_mono=now, last_start_mono=now)
-    server = start_server(settings, lambda: progress)
-    address = ("127.0.0.1", server.server_address[1])
-    try:
+    with serving_on_loopback(settings) as address:
         with socket.create_connection(address, timeout=5) as drip:
             drip.sendall(b"G")  # dispatched to a thread: it has spoken
             started = time.monotonic()
@@ -374,6 +377,3 @@ def test_a_request_that_trickles_in_frees_its_thread_within_the_idle_timeout(set
             assert closed
             assert time.monotonic() - started < 1.5  # 0.5 s, and never the ~6 s of bytes
         assert http_request("GET", f"http://127.0.0.1:{address[1]}/healthz") == (200, b"ok\n")
-    finally:
-        server.shutdown()
-        server.server_close()
