@@ -60,8 +60,11 @@ class Target:
         try:
             self._wait_ready()
             since = time.time()
+            # A signal (RELOAD_COMMAND) reloads after the command returns: what the
+            # metrics show for a while after it may be the last reload's, not this one's.
+            before = self._last_reload() if self.reload_cmd is not None else None
             self._trigger()
-            self._verify(since)
+            self._verify(since, before)
         except TargetUnreachable as exc:  # the file is in place; only its reload is not
             setting = "RELOAD_COMMAND" if self.reload_cmd is not None else "RELOAD_URL"
             raise TargetUnreachable(
@@ -121,9 +124,20 @@ class Target:
         HTTP_TIMEOUT."""
         return min(self.http_timeout, max(deadline - time.monotonic(), LOOK_AT_LEAST))
 
-    def _verify(self, since: float) -> None:
+    def _last_reload(self) -> tuple[float, float] | None:
+        """(successful, success timestamp) as the metrics say now; None when unknown."""
+        try:
+            ok, at = self.reload_metrics(self.http_timeout)
+            return None if ok is None or at is None else (sample_value(ok), sample_value(at))
+        except (TargetRejected, TargetUnreachable):
+            return None
+
+    def _verify(self, since: float, before: tuple[float, float] | None = None) -> None:
         """The target's metrics must show a successful reload no older than `since`;
-        whatever they say that is not that is the target's refusal, in its words."""
+        whatever they say that is not that is the target's refusal, in its words.
+
+        `before`: the metrics before a reload by signal, which this one must change until
+        the deadline (a target that keeps whole seconds may not, within one second)."""
         assert self.metrics_url is not None
         deadline = time.monotonic() + max(self.ready_timeout, 2.0)
         while True:
@@ -135,7 +149,10 @@ class Target:
                     transport.redacted(self.metrics_url),
                 )
                 return
-            if sample_value(ok) != 1:
+            last_look = time.monotonic() + POLL >= deadline
+            settled = before is None or before[0] == 1 or last_look
+            succeeded = sample_value(ok) == 1
+            if not succeeded and settled:
                 raise TargetRejected(
                     f"target answered the reload but {ok[1]} reports it failed "
                     f"({ok[1]}_config_last_reload_successful {ok[2]!r:.40})"
@@ -146,7 +163,8 @@ class Target:
                     f"target answered the reload but its {at[1]}_config_last_reload_success_"
                     f"timestamp_seconds is {at[2]!r:.40}: it cannot be verified"
                 )
-            if reloaded_at >= since - CLOCK_SLACK:
+            newer = before is None or reloaded_at > before[1] or last_look
+            if succeeded and newer and reloaded_at >= since - CLOCK_SLACK:
                 return
             if time.monotonic() + POLL >= deadline:
                 raise TargetRejected(

@@ -254,14 +254,20 @@ receivers:
 """
 
 
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
-    """Prometheus on tmp_path/prom/prometheus.yml; rule_files are relative (rules/*.yml)."""
+def prometheus_in(tmp_path: Path, kind: type[Prometheus] | None = None) -> Prometheus:
+    """An unstarted Prometheus (or `kind` of it) on tmp_path/prom/prometheus.yml; its
+    rule_files are relative (rules/*.yml). Start it with `with`."""
     workdir = tmp_path / "prom"
     (workdir / "rules").mkdir(parents=True)
     config = workdir / "prometheus.yml"
     config.write_text(PROMETHEUS_YML)
-    with Prometheus(config) as target:
+    return (kind or Prometheus)(config)
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[Prometheus]:
+    """Prometheus on tmp_path/prom/prometheus.yml; rule_files are relative (rules/*.yml)."""
+    with prometheus_in(tmp_path) as target:
         yield target
 
 

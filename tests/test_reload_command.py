@@ -18,7 +18,7 @@ from syncjob import reload_command
 from syncjob.errors import TargetUnreachable
 from tests.cli import pass_env, syncjob
 from tests.fake_alertagent import FakeAlertAgent
-from tests.targets import PROMETHEUS_YML, Prometheus, http_request, wait_next_second
+from tests.targets import Prometheus, http_request, prometheus_in, wait_next_second
 
 pytestmark = pytest.mark.integration
 
@@ -129,11 +129,7 @@ class PrometheusWithoutLifecycle(Prometheus):
 
 @pytest.fixture
 def prometheus_hup(tmp_path: Path) -> Iterator[PrometheusWithoutLifecycle]:
-    workdir = tmp_path / "prom"
-    (workdir / "rules").mkdir(parents=True)
-    config = workdir / "prometheus.yml"
-    config.write_text(PROMETHEUS_YML)
-    with PrometheusWithoutLifecycle(config) as target:
+    with prometheus_in(tmp_path, PrometheusWithoutLifecycle) as target:
         yield target
 
 
